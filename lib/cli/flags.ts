@@ -1,0 +1,214 @@
+// One pure parser per flag micro-syntax, and the flag table that both --help and the README's
+// option table are made from. Syntax errors throw commander's InvalidArgumentError, whose
+// message commander prefixes with the flag; config-file loading reuses the same parsers.
+import { InvalidArgumentError } from 'commander';
+import ipaddr from 'ipaddr.js';
+import type { AffinityStep, BackendSpec, BalanceKind, ListenSpec } from '../config/types.js';
+import { BALANCE_KINDS } from '../config/types.js';
+import { LOG_LEVELS, type LogLevel } from '../log.js';
+
+const LISTEN_SYNTAX = 'HOST:PORT or HOST:PORT-PORT ([::1]:PORT for IPv6)';
+const BACKEND_SYNTAX = '[NAME=]HOST[:PORT][,weight=N][,backup]';
+const AFFINITY_SYNTAX = 'a comma list of: none, source[/V4BITS[/V6BITS]]';
+const DURATION_SYNTAX = 'a duration such as 500ms, 30s, 10m, 1h (a bare number is milliseconds)';
+
+function fail(expected: string, got: string): never {
+  throw new InvalidArgumentError(`expected ${expected}, got ${JSON.stringify(got)}`);
+}
+
+/** A DNS name or an IP literal (IPv6 without brackets). */
+function isHost(host: string): boolean {
+  if (ipaddr.isValid(host)) return true;
+  return /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/.test(
+    host,
+  );
+}
+
+function parsePort(text: string, allowZero: boolean): number | undefined {
+  if (!/^\d{1,5}$/.test(text)) return undefined;
+  const n = Number(text);
+  if (n > 65535 || (n === 0 && !allowZero)) return undefined;
+  return n;
+}
+
+/**
+ * Splits `HOST:REST`, `[V6]:REST`, or (when `portOptional`) a lone `HOST`/`[V6]`/bare IPv6.
+ * Returns undefined on anything else.
+ */
+function splitHostPort(
+  text: string,
+  portOptional: boolean,
+): { host: string; rest: string | undefined } | undefined {
+  if (text.startsWith('[')) {
+    const close = text.indexOf(']');
+    if (close < 0) return undefined;
+    const host = text.slice(1, close);
+    if (!ipaddr.IPv6.isValid(host)) return undefined;
+    const after = text.slice(close + 1);
+    if (after === '') return portOptional ? { host, rest: undefined } : undefined;
+    if (!after.startsWith(':')) return undefined;
+    return { host, rest: after.slice(1) };
+  }
+  if (portOptional && ipaddr.IPv6.isValid(text) && text.includes(':')) {
+    return { host: text, rest: undefined };
+  }
+  const colon = text.lastIndexOf(':');
+  if (colon < 0) return portOptional ? { host: text, rest: undefined } : undefined;
+  const host = text.slice(0, colon);
+  if (host.includes(':')) return undefined; // a bare IPv6 with a port needs brackets
+  return { host, rest: text.slice(colon + 1) };
+}
+
+/** Parses `--listen HOST:PORT[-PORT]`. Accepts port 0 (ephemeral) only as a single port. */
+export function parseListen(text: string): ListenSpec {
+  const hp = splitHostPort(text.trim(), false);
+  if (!hp?.rest || !isHost(hp.host)) fail(LISTEN_SYNTAX, text);
+  const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(hp.rest);
+  if (!m?.[1]) fail(LISTEN_SYNTAX, text);
+  const low = parsePort(m[1], m[2] === undefined);
+  const high = m[2] === undefined ? low : parsePort(m[2], false);
+  if (low === undefined || high === undefined) fail(`ports 1-65535 in ${LISTEN_SYNTAX}`, text);
+  if (high < low) fail(`a range LOW-HIGH with LOW <= HIGH in ${LISTEN_SYNTAX}`, text);
+  return { host: hp.host, portLow: low, portHigh: high };
+}
+
+/** Parses `--backend [NAME=]HOST[:PORT][,weight=N][,backup]`; the name defaults to HOST[:PORT]. */
+export function parseBackend(text: string): BackendSpec {
+  const parts = text.trim().split(',');
+  const first = parts[0] ?? '';
+  const eq = first.indexOf('=');
+  const explicitName = eq >= 0 ? first.slice(0, eq) : undefined;
+  const address = eq >= 0 ? first.slice(eq + 1) : first;
+  if (explicitName !== undefined && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(explicitName)) {
+    fail(`a NAME of letters, digits, '_', '.', '-' in ${BACKEND_SYNTAX}`, text);
+  }
+  const hp = splitHostPort(address, true);
+  if (!hp || !isHost(hp.host)) fail(BACKEND_SYNTAX, text);
+  let port: number | undefined;
+  if (hp.rest !== undefined) {
+    port = parsePort(hp.rest, false);
+    if (port === undefined) fail(`a port 1-65535 in ${BACKEND_SYNTAX}`, text);
+  }
+  let weight = 1;
+  let backup = false;
+  for (const opt of parts.slice(1)) {
+    const w = /^weight=(\d{1,4})$/.exec(opt);
+    if (w?.[1] !== undefined) {
+      weight = Number(w[1]);
+      if (weight < 1 || weight > 1000) fail(`weight=N with N in 1..1000 in ${BACKEND_SYNTAX}`, text);
+    } else if (opt === 'backup') {
+      backup = true;
+    } else {
+      fail(BACKEND_SYNTAX, text);
+    }
+  }
+  const defaultName = port === undefined ? hp.host : `${hp.host}:${String(port)}`;
+  return { name: explicitName ?? defaultName, host: hp.host, port, weight, backup };
+}
+
+/** Parses `--affinity CHAIN`: comma-separated key kinds tried in order. */
+export function parseAffinityChain(text: string): AffinityStep[] {
+  const steps: AffinityStep[] = [];
+  for (const raw of text.split(',')) {
+    const item = raw.trim();
+    if (item === 'none') {
+      steps.push({ kind: 'none' });
+      continue;
+    }
+    const m = /^source(?:\/(\d{1,3})(?:\/(\d{1,3}))?)?$/.exec(item);
+    if (!m) fail(AFFINITY_SYNTAX, text);
+    const v4Bits = m[1] === undefined ? 32 : Number(m[1]);
+    const v6Bits = m[2] === undefined ? 128 : Number(m[2]);
+    if (v4Bits > 32) fail(`V4BITS in 0..32 in source/V4BITS/V6BITS`, text);
+    if (v6Bits > 128) fail(`V6BITS in 0..128 in source/V4BITS/V6BITS`, text);
+    steps.push({ kind: 'source', v4Bits, v6Bits });
+  }
+  return steps;
+}
+
+/** Parses `--balance`. */
+export function parseBalance(text: string): BalanceKind {
+  const found = BALANCE_KINDS.find((k) => k === text.trim());
+  if (found === undefined) fail(`one of ${BALANCE_KINDS.join(', ')}`, text);
+  return found;
+}
+
+const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Parses a duration (`500ms`, `30s`, `1.5m`, `10m`, `1h`, `1d`, or bare milliseconds) to ms. */
+export function parseDuration(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(text.trim());
+  if (!m?.[1]) fail(DURATION_SYNTAX, text);
+  const ms = Math.round(Number(m[1]) * (UNIT_MS[m[2] ?? 'ms'] ?? 1));
+  if (!Number.isSafeInteger(ms) || ms > 2_147_483_647) fail(`${DURATION_SYNTAX}, at most 24d`, text);
+  return ms;
+}
+
+/** Parses a whole number within [min, max]. */
+export function parseCount(min: number, max: number): (text: string) => number {
+  return (text: string) => {
+    const t = text.trim();
+    if (!/^\d+$/.test(t)) fail(`a whole number from ${String(min)} to ${String(max)}`, text);
+    const n = Number(t);
+    if (n < min || n > max) fail(`a whole number from ${String(min)} to ${String(max)}`, text);
+    return n;
+  };
+}
+
+/** Parses `--log-level`. */
+export function parseLogLevel(text: string): LogLevel {
+  const found = LOG_LEVELS.find((l) => l === text.trim());
+  if (found === undefined) fail(`one of ${LOG_LEVELS.join(', ')}`, text);
+  return found;
+}
+
+/** Parses a frontend name (config files, `--name`). */
+export function parseName(text: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(text)) fail(`a name of letters, digits, '_', '.', '-'`, text);
+  return text;
+}
+
+/** One row of the flag table: the source of --help and of the README's option table. */
+export interface FlagRow {
+  /** Commander flag spec, e.g. `--listen <HOST:PORT>`. */
+  readonly flags: string;
+  /** Key in a config file frontend (or top level, for `scope: 'global'`). */
+  readonly configKey: string;
+  readonly scope: 'frontend' | 'global' | 'cli';
+  readonly repeatable: boolean;
+  readonly description: string;
+  readonly defaultText?: string;
+}
+
+/** Every run flag of `tether`, in --help order. */
+export const FLAG_TABLE: readonly FlagRow[] = [
+  { flags: '--listen <HOST:PORT>', configKey: 'listen', scope: 'frontend', repeatable: true,
+    description: `address to accept clients on: ${LISTEN_SYNTAX}; repeatable` },
+  { flags: '--backend <SPEC>', configKey: 'backends', scope: 'frontend', repeatable: true,
+    description: `a backend: ${BACKEND_SYNTAX}; without :PORT, the port the client connected to; repeatable` },
+  { flags: '--affinity <CHAIN>', configKey: 'affinity', scope: 'frontend', repeatable: false,
+    description: `affinity key chain, first present key wins: ${AFFINITY_SYNTAX}`, defaultText: 'none' },
+  { flags: '--balance <POLICY>', configKey: 'balance', scope: 'frontend', repeatable: false,
+    description: 'placement of new keys and un-keyed connections: hash (weighted rendezvous), roundrobin, leastconn, random2 (better of two random)',
+    defaultText: 'hash' },
+  { flags: '--affinity-timeout <DURATION>', configKey: 'affinity-timeout', scope: 'frontend', repeatable: false,
+    description: 'idle time after which an affinity entry is forgotten', defaultText: '30m' },
+  { flags: '--affinity-max-entries <N>', configKey: 'affinity-max-entries', scope: 'frontend', repeatable: false,
+    description: 'size of the affinity table; least recently used entries go first', defaultText: '100000' },
+  { flags: '--connect-timeout <DURATION>', configKey: 'connect-timeout', scope: 'frontend', repeatable: false,
+    description: 'time allowed to connect to a backend before trying another', defaultText: '5s' },
+  { flags: '--idle-timeout <DURATION>', configKey: 'idle-timeout', scope: 'frontend', repeatable: false,
+    description: 'close a connection after this long with no byte either way', defaultText: '1h' },
+  { flags: '--retries <N>', configKey: 'retries', scope: 'frontend', repeatable: false,
+    description: 'other backends tried after a failed connect (0-16)', defaultText: '2' },
+  { flags: '--hold-down <DURATION>', configKey: 'hold-down', scope: 'frontend', repeatable: false,
+    description: 'how long a backend that failed to connect is skipped', defaultText: '10s' },
+  { flags: '--name <NAME>', configKey: 'name', scope: 'frontend', repeatable: false,
+    description: 'frontend name used in logs', defaultText: 'default' },
+  { flags: '--grace <DURATION>', configKey: 'grace', scope: 'global', repeatable: false,
+    description: 'on SIGTERM/SIGINT, how long open connections may finish before they are closed', defaultText: '30s' },
+  { flags: '--log-level <LEVEL>', configKey: 'log-level', scope: 'global', repeatable: false,
+    description: `one of ${LOG_LEVELS.join(', ')}`, defaultText: 'info' },
+  { flags: '--config <FILE>', configKey: '', scope: 'cli', repeatable: false,
+    description: 'YAML or JSON file with one or more frontends (replaces the frontend flags)' },
+];

@@ -1,0 +1,252 @@
+// The command line: argv → Config → a running tether. The only module that reads process.argv,
+// handles signals and calls process.exit. Exit status: 0 after a signalled graceful stop or a
+// successful `check`, 2 for usage/config errors, 1 for runtime start failures (EADDRINUSE).
+import { Command, CommanderError, Option } from 'commander';
+import { realClock, realRng } from '../clock.js';
+import { frontendWithDefaults, type FrontendDraft } from '../config/document.js';
+import { GRACE_MS } from '../config/defaults.js';
+import type { Config } from '../config/types.js';
+import { deepFreeze, validateConfig } from '../config/validate.js';
+import { TetherError, type ConfigIssue } from '../errors.js';
+import { createLogger, flushLog, type LogLevel } from '../log.js';
+import { startTether } from '../proxy.js';
+import { runDemo } from '../demo/demo.js';
+import { loadConfigFile } from './config-file.js';
+import {
+  FLAG_TABLE,
+  parseAffinityChain,
+  parseBackend,
+  parseBalance,
+  parseCount,
+  parseDuration,
+  parseListen,
+  parseLogLevel,
+  parseName,
+} from './flags.js';
+import { MAX_RETRIES } from '../config/defaults.js';
+
+/** Thrown inside main to leave with a status; caught at the top. */
+class Exit extends Error {
+  constructor(readonly status: number) {
+    super(`exit ${String(status)}`);
+  }
+}
+
+interface RunOptions {
+  listen?: ReturnType<typeof parseListen>[];
+  backend?: ReturnType<typeof parseBackend>[];
+  affinity?: ReturnType<typeof parseAffinityChain>;
+  balance?: ReturnType<typeof parseBalance>;
+  affinityTimeout?: number;
+  affinityMaxEntries?: number;
+  connectTimeout?: number;
+  idleTimeout?: number;
+  retries?: number;
+  holdDown?: number;
+  name?: string;
+  grace?: number;
+  logLevel?: LogLevel;
+  config?: string;
+}
+
+const PARSERS: Readonly<Record<string, (v: string) => unknown>> = {
+  '--listen': parseListen,
+  '--backend': parseBackend,
+  '--affinity': parseAffinityChain,
+  '--balance': parseBalance,
+  '--affinity-timeout': parseDuration,
+  '--affinity-max-entries': parseCount(1, 100_000_000),
+  '--connect-timeout': parseDuration,
+  '--idle-timeout': parseDuration,
+  '--retries': parseCount(0, MAX_RETRIES),
+  '--hold-down': parseDuration,
+  '--name': parseName,
+  '--grace': parseDuration,
+  '--log-level': parseLogLevel,
+  '--config': (v) => v,
+};
+
+function addRunOptions(cmd: Command): Command {
+  for (const row of FLAG_TABLE) {
+    const long = row.flags.split(' ')[0] ?? row.flags;
+    const parse = PARSERS[long];
+    if (parse === undefined) throw new TetherError('TETHER_ERR_INTERNAL', `no parser for ${long}`);
+    const description = row.defaultText === undefined ? row.description : `${row.description} (default: ${row.defaultText})`;
+    const opt = new Option(row.flags, description);
+    if (row.repeatable) opt.argParser((v: string, prev: unknown[] | undefined) => [...(prev ?? []), parse(v)]);
+    else opt.argParser((v: string) => parse(v));
+    cmd.addOption(opt);
+  }
+  return cmd;
+}
+
+const FLAG_FOR_FIELD: Readonly<Record<string, string>> = { listen: '--listen', backends: '--backend', affinity: '--affinity', name: '--name' };
+
+/** Renames `frontends[0].backends[1]` to `--backend #2` for configs built from flags. */
+function flagPath(path: string): string {
+  const m = /^frontends\[0\]\.(\w+)(?:\[(\d+)\])?(.*)$/.exec(path);
+  if (!m?.[1]) return path;
+  const flag = FLAG_FOR_FIELD[m[1]] ?? m[1];
+  return m[2] === undefined ? `${flag}${m[3] ?? ''}` : `${flag} #${String(Number(m[2]) + 1)}${m[3] ?? ''}`;
+}
+
+function configFromFlags(o: RunOptions): Config {
+  const d: FrontendDraft = {};
+  if (o.name !== undefined) d.name = o.name;
+  if (o.listen !== undefined) d.listen = o.listen;
+  if (o.backend !== undefined) d.backends = o.backend;
+  if (o.affinity !== undefined) d.affinity = o.affinity;
+  if (o.balance !== undefined) d.balance = o.balance;
+  if (o.affinityTimeout !== undefined) d.affinityTimeoutMs = o.affinityTimeout;
+  if (o.affinityMaxEntries !== undefined) d.affinityMaxEntries = o.affinityMaxEntries;
+  if (o.connectTimeout !== undefined) d.connectTimeoutMs = o.connectTimeout;
+  if (o.idleTimeout !== undefined) d.idleTimeoutMs = o.idleTimeout;
+  if (o.retries !== undefined) d.retries = o.retries;
+  if (o.holdDown !== undefined) d.holdDownMs = o.holdDown;
+  return { logLevel: o.logLevel ?? 'info', graceMs: o.grace ?? GRACE_MS, frontends: [frontendWithDefaults(d)] };
+}
+
+const FRONTEND_OPTION_KEYS = [
+  'listen', 'backend', 'affinity', 'balance', 'affinityTimeout', 'affinityMaxEntries', 'connectTimeout', 'idleTimeout', 'retries', 'holdDown', 'name',
+] as const;
+
+function fail(lines: readonly string[]): never {
+  for (const l of lines) process.stderr.write(`tether: error: ${l}\n`);
+  throw new Exit(2);
+}
+
+/** Builds and validates the Config from options; prints every problem and exits 2 on any. */
+async function resolveConfig(o: RunOptions): Promise<Config> {
+  let config: Config;
+  let issues: ConfigIssue[];
+  let fromFlags = false;
+  if (o.config !== undefined) {
+    const mixed = FRONTEND_OPTION_KEYS.filter((k) => o[k] !== undefined).map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+    if (mixed.length > 0) fail(mixed.map((f) => `${f} cannot be combined with --config (put it in the file)`));
+    try {
+      ({ config, issues } = await loadConfigFile(o.config));
+    } catch (e) {
+      if (e instanceof TetherError) fail([e.message]);
+      throw e;
+    }
+    config = { ...config, logLevel: o.logLevel ?? config.logLevel, graceMs: o.grace ?? config.graceMs };
+  } else {
+    fromFlags = true;
+    config = configFromFlags(o);
+    issues = [];
+  }
+  issues.push(...validateConfig(config));
+  if (issues.length > 0) {
+    const where = o.config === undefined ? '' : `${o.config}: `;
+    fail(issues.map((i) => `${where}${fromFlags ? flagPath(i.path) : i.path}: ${i.message}`));
+  }
+  return deepFreeze(config);
+}
+
+async function run(o: RunOptions): Promise<void> {
+  const config = await resolveConfig(o);
+  const logger = createLogger(config.logLevel);
+  let tether;
+  try {
+    tether = await startTether(config, { logger, clock: realClock, rng: realRng });
+  } catch (e) {
+    await flushLog(logger);
+    if (e instanceof TetherError && e.code === 'TETHER_ERR_LISTEN') {
+      process.stderr.write(`tether: error: ${e.message}\n`);
+      throw new Exit(1);
+    }
+    throw e;
+  }
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (stopping) {
+        // A second signal: the operator does not want to wait for the grace period.
+        process.stderr.write(`tether: ${signal} again, exiting now\n`);
+        process.exit(1);
+      }
+      stopping = true;
+      logger.info({ event: 'signal', signal }, 'graceful stop requested');
+      void tether.stop(config.graceMs).then(resolve);
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+  await flushLog(logger);
+}
+
+/** Builds the commander program (exported for tests of --help). */
+export function buildProgram(): Command {
+  const program = new Command('tether');
+  program
+    .description('Layer-4 TCP/TLS proxy with session affinity')
+    .version('0.1.0')
+    .enablePositionalOptions()
+    .exitOverride()
+    .showHelpAfterError('(run tether --help for usage)')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  tether --listen 0.0.0.0:993 --backend a=10.0.0.1:993 --backend b=10.0.0.2:993,weight=2 \\
+         --affinity source/24 --balance hash
+  tether --listen 0.0.0.0:10000-10099 --backend 10.0.0.1 --backend 10.0.0.2
+  tether --config /etc/tether/tether.yaml
+  tether check --config /etc/tether/tether.yaml
+  tether demo`,
+    );
+  addRunOptions(program).action(async (o: RunOptions) => {
+    await run(o);
+  });
+  addRunOptions(
+    program
+      .command('check')
+      .description('validate flags or --config FILE and exit: 0 when valid, 2 with every problem'),
+  ).action(async (o: RunOptions) => {
+    const config = await resolveConfig(o);
+    const n = config.frontends.length;
+    process.stdout.write(`tether: configuration ok (${String(n)} frontend${n === 1 ? '' : 's'})\n`);
+  });
+  program
+    .command('demo')
+    .description('run three local backends that answer with their name, with tether in front (source affinity)')
+    .addOption(new Option('--listen <HOST:PORT>', 'where tether listens').default(parseListen('127.0.0.1:7000'), '127.0.0.1:7000').argParser(parseListen))
+    .option('--once', 'show the demo connections, then exit (no serving)')
+    .action(async (o: { listen: ReturnType<typeof parseListen>; once?: boolean }) => {
+      const demo = await runDemo({ listen: o.listen, once: o.once === true, out: process.stdout });
+      if (o.once === true) return;
+      await new Promise<void>((resolve) => {
+        const stop = (): void => {
+          void demo.stop().then(resolve);
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+    });
+  return program;
+}
+
+/** Entry point used by bin/tether. Sets process.exitCode; exits explicitly only when needed. */
+export async function main(argv: readonly string[]): Promise<void> {
+  const program = buildProgram();
+  for (const cmd of [program, ...program.commands]) {
+    cmd.exitOverride();
+    cmd.configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `tether: ${s}` : s) });
+  }
+  try {
+    await program.parseAsync([...argv]);
+    process.exitCode = 0;
+  } catch (e) {
+    if (e instanceof Exit) {
+      process.exitCode = e.status;
+    } else if (e instanceof CommanderError) {
+      const ok = e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help';
+      process.exitCode = ok ? 0 : 2;
+    } else {
+      process.stderr.write(`tether: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+      process.exitCode = 1;
+    }
+  }
+  // Listeners and timers are closed by now; exit so a stray handle cannot keep us alive.
+  setTimeout(() => process.exit(), 100).unref();
+}

@@ -1,0 +1,48 @@
+// The only place that reads the real clock or real randomness. Pure code takes Clock/Rng.
+
+/** Milliseconds on a monotonic-enough clock. */
+export interface Clock {
+  now(): number;
+}
+
+/** Uniform floats in [0, 1). */
+export interface Rng {
+  next(): number;
+}
+
+/** Wall-clock milliseconds (Date.now); entries compare against each other, never across hosts. */
+export const realClock: Clock = { now: () => Date.now() };
+
+/** Math.random; balancing needs spread, not secrecy. */
+export const realRng: Rng = { next: () => Math.random() };
+
+/**
+ * A deterministic Rng (mulberry32) for tests and for reproducible benches.
+ * Accepts any 32-bit seed; the same seed always yields the same sequence.
+ */
+export function seededRng(seed: number): Rng {
+  let a = seed >>> 0;
+  return {
+    next(): number {
+      a = (a + 0x6d2b79f5) >>> 0;
+      let t = a;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    },
+  };
+}
+
+/** A clock that moves only when told to; for tests of expiry and hold-down. */
+export class ManualClock implements Clock {
+  private ms: number;
+  constructor(startMs = 1_000_000) {
+    this.ms = startMs;
+  }
+  now(): number {
+    return this.ms;
+  }
+  advance(ms: number): void {
+    this.ms += ms;
+  }
+}

@@ -1,0 +1,37 @@
+// Named defaults and hard limits, each with where the number came from. Pure.
+
+/** Idle time after which an affinity entry is forgotten. 30 min outlives a typical IMAP/web
+ *  session gap (HAProxy stick-table examples use 30m; nginx sticky learn uses 1h). */
+export const AFFINITY_TIMEOUT_MS = 30 * 60_000;
+
+/** Entries kept before least-recently-used eviction. ~100 bytes each → ~10 MB at the cap. */
+export const AFFINITY_MAX_ENTRIES = 100_000;
+
+/** Backend connect timeout. HAProxy's `timeout connect` is commonly 5s; loopback/LAN dials
+ *  take well under a millisecond, so 5s only catches black holes. */
+export const CONNECT_TIMEOUT_MS = 5_000;
+
+/** Idle time with no byte in either direction before both sides are closed. 1h covers IMAP
+ *  IDLE, which re-issues at most every 29 min (RFC 9051 §6.3.13) and XMPP whitespace pings. */
+export const IDLE_TIMEOUT_MS = 60 * 60_000;
+
+/** Extra backends tried after the first dial fails (so at most 1 + RETRIES dials). */
+export const RETRIES = 2;
+
+/** How long a backend that refused or timed out is skipped before it is tried again. */
+export const HOLD_DOWN_MS = 10_000;
+
+/** After SIGTERM/SIGINT, how long open connections may run before they are cut. */
+export const GRACE_MS = 30_000;
+
+/** Largest `PORT-PORT` range one listen may bind: one net.Server per port, each an fd. */
+export const MAX_PORT_RANGE = 4_096;
+
+/** Backend weights are small integers, as in HAProxy (1–256) and nginx. */
+export const MAX_WEIGHT = 1_000;
+
+/** Upper bound on retries: beyond this a client waits too long for an answer. */
+export const MAX_RETRIES = 16;
+
+/** Name of the frontend built from command-line flags. */
+export const DEFAULT_FRONTEND_NAME = 'default';

@@ -1,0 +1,201 @@
+// Turns a parsed config document (YAML/JSON → plain values) into a Config, naming the field path
+// of every problem. Pure. Keys are spelled as the flags are (`affinity-timeout`, `log-level`),
+// and values use the flags' micro-syntaxes, so one vocabulary serves both.
+import type { ConfigIssue } from '../errors.js';
+import type { LogLevel } from '../log.js';
+import {
+  parseAffinityChain,
+  parseBackend,
+  parseBalance,
+  parseCount,
+  parseDuration,
+  parseListen,
+  parseLogLevel,
+  parseName,
+} from '../cli/flags.js';
+import * as D from './defaults.js';
+import type { AffinityStep, BackendSpec, BalanceKind, Config, FrontendConfig, ListenSpec } from './types.js';
+
+/** Per-frontend settings as given; anything absent takes its default in `frontendWithDefaults`. */
+export interface FrontendDraft {
+  name?: string;
+  listen?: ListenSpec[];
+  backends?: BackendSpec[];
+  affinity?: AffinityStep[];
+  balance?: BalanceKind;
+  affinityTimeoutMs?: number;
+  affinityMaxEntries?: number;
+  connectTimeoutMs?: number;
+  idleTimeoutMs?: number;
+  retries?: number;
+  holdDownMs?: number;
+}
+
+/** Fills in every default (config/defaults.ts) for a frontend draft. */
+export function frontendWithDefaults(d: FrontendDraft): FrontendConfig {
+  return {
+    name: d.name ?? D.DEFAULT_FRONTEND_NAME,
+    listen: d.listen ?? [],
+    backends: d.backends ?? [],
+    affinity: d.affinity ?? [{ kind: 'none' }],
+    balance: d.balance ?? 'hash',
+    affinityTimeoutMs: d.affinityTimeoutMs ?? D.AFFINITY_TIMEOUT_MS,
+    affinityMaxEntries: d.affinityMaxEntries ?? D.AFFINITY_MAX_ENTRIES,
+    connectTimeoutMs: d.connectTimeoutMs ?? D.CONNECT_TIMEOUT_MS,
+    idleTimeoutMs: d.idleTimeoutMs ?? D.IDLE_TIMEOUT_MS,
+    retries: d.retries ?? D.RETRIES,
+    holdDownMs: d.holdDownMs ?? D.HOLD_DOWN_MS,
+  };
+}
+
+const FRONTEND_KEYS = [
+  'name', 'listen', 'backends', 'affinity', 'balance', 'affinity-timeout', 'affinity-max-entries',
+  'connect-timeout', 'idle-timeout', 'retries', 'hold-down',
+] as const;
+const TOP_KEYS = ['frontends', 'log-level', 'grace'] as const;
+const BACKEND_KEYS = ['name', 'host', 'port', 'weight', 'backup'] as const;
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a mapping';
+  return `${typeof v} ${JSON.stringify(v)}`;
+}
+
+/** Runs a flag parser on a scalar, turning its error into an issue at `path`. */
+function scalar<T>(v: unknown, path: string, parse: (s: string) => T, issues: ConfigIssue[]): T | undefined {
+  if (typeof v !== 'string' && typeof v !== 'number') {
+    issues.push({ path, message: `expected a string or number, got ${describe(v)}` });
+    return undefined;
+  }
+  try {
+    return parse(String(v));
+  } catch (e) {
+    issues.push({ path, message: e instanceof Error ? e.message : String(e) });
+    return undefined;
+  }
+}
+
+function unknownKeys(obj: Record<string, unknown>, known: readonly string[], at: string, issues: ConfigIssue[]): void {
+  for (const k of Object.keys(obj)) {
+    if (!known.includes(k)) {
+      issues.push({ path: at === '' ? k : `${at}.${k}`, message: `unknown field; expected one of ${known.join(', ')}` });
+    }
+  }
+}
+
+function listOf(v: unknown): unknown[] {
+  return Array.isArray(v) ? v : [v];
+}
+
+function backendFromObject(o: Record<string, unknown>, at: string, issues: ConfigIssue[]): BackendSpec | undefined {
+  unknownKeys(o, BACKEND_KEYS, at, issues);
+  const host = o['host'];
+  if (typeof host !== 'string') {
+    issues.push({ path: `${at}.host`, message: `expected a host name or IP address, got ${describe(host)}` });
+    return undefined;
+  }
+  let text = host.includes(':') ? `[${host}]` : host;
+  for (const field of ['port', 'weight'] as const) {
+    const v = o[field];
+    if (v !== undefined && typeof v !== 'number' && typeof v !== 'string') {
+      issues.push({ path: `${at}.${field}`, message: `expected a number, got ${describe(v)}` });
+      return undefined;
+    }
+  }
+  const port = o['port'];
+  const weight = o['weight'];
+  if (typeof port === 'number' || typeof port === 'string') text += `:${String(port)}`;
+  if (typeof weight === 'number' || typeof weight === 'string') text += `,weight=${String(weight)}`;
+  if (o['backup'] === true) text += ',backup';
+  else if (o['backup'] !== undefined && o['backup'] !== false) {
+    issues.push({ path: `${at}.backup`, message: `expected true or false, got ${describe(o['backup'])}` });
+  }
+  if (o['name'] !== undefined) {
+    if (typeof o['name'] !== 'string') {
+      issues.push({ path: `${at}.name`, message: `expected a string, got ${describe(o['name'])}` });
+      return undefined;
+    }
+    text = `${o['name']}=${text}`;
+  }
+  return scalar(text, at, parseBackend, issues);
+}
+
+function frontendFromObject(o: Record<string, unknown>, at: string, issues: ConfigIssue[]): FrontendConfig {
+  unknownKeys(o, FRONTEND_KEYS, at, issues);
+  const d: FrontendDraft = {};
+  const set = <K extends keyof FrontendDraft>(key: K, v: FrontendDraft[K] | undefined): void => {
+    if (v !== undefined) d[key] = v;
+  };
+  if (o['name'] !== undefined) set('name', scalar(o['name'], `${at}.name`, parseName, issues));
+  if (o['listen'] !== undefined) {
+    const listen: ListenSpec[] = [];
+    listOf(o['listen']).forEach((l, i) => {
+      const v = scalar(l, Array.isArray(o['listen']) ? `${at}.listen[${String(i)}]` : `${at}.listen`, parseListen, issues);
+      if (v) listen.push(v);
+    });
+    d.listen = listen;
+  }
+  if (o['backends'] !== undefined) {
+    const backends: BackendSpec[] = [];
+    listOf(o['backends']).forEach((b, i) => {
+      const path = Array.isArray(o['backends']) ? `${at}.backends[${String(i)}]` : `${at}.backends`;
+      const v = isRecord(b) ? backendFromObject(b, path, issues) : scalar(b, path, parseBackend, issues);
+      if (v) backends.push(v);
+    });
+    d.backends = backends;
+  }
+  if (o['affinity'] !== undefined) {
+    const a = Array.isArray(o['affinity']) ? o['affinity'].map(String).join(',') : o['affinity'];
+    set('affinity', scalar(a, `${at}.affinity`, parseAffinityChain, issues));
+  }
+  if (o['balance'] !== undefined) set('balance', scalar(o['balance'], `${at}.balance`, parseBalance, issues));
+  const dur = (key: string): number | undefined =>
+    o[key] === undefined ? undefined : scalar(o[key], `${at}.${key}`, parseDuration, issues);
+  set('affinityTimeoutMs', dur('affinity-timeout'));
+  set('connectTimeoutMs', dur('connect-timeout'));
+  set('idleTimeoutMs', dur('idle-timeout'));
+  set('holdDownMs', dur('hold-down'));
+  if (o['affinity-max-entries'] !== undefined) {
+    set('affinityMaxEntries', scalar(o['affinity-max-entries'], `${at}.affinity-max-entries`, parseCount(1, 100_000_000), issues));
+  }
+  if (o['retries'] !== undefined) set('retries', scalar(o['retries'], `${at}.retries`, parseCount(0, D.MAX_RETRIES), issues));
+  return frontendWithDefaults(d);
+}
+
+/**
+ * Converts a parsed document into a Config. Accepts a mapping with `frontends` (a list of
+ * frontend mappings) and optional `log-level` and `grace`. Never throws; returns every issue.
+ */
+export function configFromDocument(doc: unknown): { config: Config; issues: ConfigIssue[] } {
+  const issues: ConfigIssue[] = [];
+  let logLevel: LogLevel = 'info';
+  let graceMs = D.GRACE_MS;
+  const frontends: FrontendConfig[] = [];
+  if (!isRecord(doc)) {
+    issues.push({ path: '(top level)', message: `expected a mapping with "frontends", got ${describe(doc)}` });
+    return { config: { logLevel, graceMs, frontends }, issues };
+  }
+  unknownKeys(doc, TOP_KEYS, '', issues);
+  if (doc['log-level'] !== undefined) logLevel = scalar(doc['log-level'], 'log-level', parseLogLevel, issues) ?? logLevel;
+  if (doc['grace'] !== undefined) graceMs = scalar(doc['grace'], 'grace', parseDuration, issues) ?? graceMs;
+  const fes = doc['frontends'];
+  if (!Array.isArray(fes)) {
+    issues.push({ path: 'frontends', message: `expected a list of frontends, got ${describe(fes)}` });
+  } else {
+    fes.forEach((fe, i) => {
+      const at = `frontends[${String(i)}]`;
+      if (!isRecord(fe)) {
+        issues.push({ path: at, message: `expected a mapping, got ${describe(fe)}` });
+        return;
+      }
+      const built = frontendFromObject(fe, at, issues);
+      frontends.push(fe['name'] === undefined && fes.length > 1 ? { ...built, name: `frontend${String(i)}` } : built);
+    });
+  }
+  return { config: { logLevel, graceMs, frontends }, issues };
+}

@@ -1,0 +1,113 @@
+// Cross-field rules over a whole Config: every problem is collected, then the config is frozen.
+// Pure. Syntax of single values is checked earlier, by the flag parsers.
+import ipaddr from 'ipaddr.js';
+import type { ConfigIssue } from '../errors.js';
+import type { Config, FrontendConfig, ListenSpec } from './types.js';
+import { MAX_PORT_RANGE } from './defaults.js';
+
+function isWildcard(host: string): boolean {
+  return host === '0.0.0.0' || host === '::' || host === '0:0:0:0:0:0:0:0';
+}
+
+function isLoopbackOrLocal(host: string): boolean {
+  if (host === 'localhost') return true;
+  if (!ipaddr.isValid(host)) return false;
+  const range = ipaddr.process(host).range();
+  return range === 'loopback' || range === 'unspecified';
+}
+
+function sameHost(a: string, b: string): boolean {
+  if (a === b) return true;
+  if (ipaddr.isValid(a) && ipaddr.isValid(b)) {
+    return ipaddr.process(a).toNormalizedString() === ipaddr.process(b).toNormalizedString();
+  }
+  return false;
+}
+
+function listenCovers(l: ListenSpec, host: string, port: number): boolean {
+  if (port < l.portLow || port > l.portHigh) return false;
+  return sameHost(l.host, host) || (isWildcard(l.host) && isLoopbackOrLocal(host));
+}
+
+function checkFrontend(fe: FrontendConfig, at: string, issues: ConfigIssue[]): void {
+  if (fe.listen.length === 0) issues.push({ path: `${at}.listen`, message: 'at least one listen address is required' });
+  if (fe.backends.length === 0) issues.push({ path: `${at}.backends`, message: 'at least one backend is required' });
+
+  const names = new Set<string>();
+  fe.backends.forEach((b, i) => {
+    if (names.has(b.name)) {
+      issues.push({ path: `${at}.backends[${String(i)}]`, message: `duplicate backend name "${b.name}"; give each a NAME= prefix` });
+    }
+    names.add(b.name);
+    for (const l of fe.listen) {
+      const loops =
+        b.port === undefined
+          ? sameHost(l.host, b.host) || (isWildcard(l.host) && isLoopbackOrLocal(b.host))
+          : listenCovers(l, b.host, b.port) && l.portLow !== 0;
+      if (loops) {
+        issues.push({
+          path: `${at}.backends[${String(i)}]`,
+          message: `backend "${b.name}" is tether's own listen address ${l.host}:${String(l.portLow)}; connections would loop`,
+        });
+      }
+    }
+    if (b.port === undefined && fe.listen.some((l) => l.portLow === 0)) {
+      issues.push({ path: `${at}.backends[${String(i)}]`, message: `backend "${b.name}" has no port, which needs a listen address with a fixed port` });
+    }
+  });
+  if (fe.backends.length > 0 && fe.backends.every((b) => b.backup)) {
+    issues.push({ path: `${at}.backends`, message: 'every backend is marked backup; at least one must be a primary' });
+  }
+
+  fe.listen.forEach((l, i) => {
+    if (l.portHigh - l.portLow + 1 > MAX_PORT_RANGE) {
+      issues.push({ path: `${at}.listen[${String(i)}]`, message: `port range ${String(l.portLow)}-${String(l.portHigh)} is larger than ${String(MAX_PORT_RANGE)} ports` });
+    }
+  });
+
+  const chain = fe.affinity;
+  if (chain.length > 1 && chain.some((s) => s.kind === 'none')) {
+    issues.push({ path: `${at}.affinity`, message: '"none" cannot be combined with other key kinds' });
+  }
+  const kinds = chain.map((s) => s.kind);
+  if (new Set(kinds).size !== kinds.length) {
+    issues.push({ path: `${at}.affinity`, message: 'a key kind appears twice in the chain' });
+  }
+}
+
+function overlaps(a: ListenSpec, b: ListenSpec): boolean {
+  if (a.portLow === 0 || b.portLow === 0) return false;
+  const hostClash = sameHost(a.host, b.host) || isWildcard(a.host) || isWildcard(b.host);
+  return hostClash && a.portLow <= b.portHigh && b.portLow <= a.portHigh;
+}
+
+/** Returns every cross-field problem of `config` (empty when it is usable). */
+export function validateConfig(config: Config): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  if (config.frontends.length === 0) issues.push({ path: 'frontends', message: 'at least one frontend is required' });
+  const feNames = new Set<string>();
+  const allListens: { at: string; l: ListenSpec }[] = [];
+  config.frontends.forEach((fe, i) => {
+    const at = `frontends[${String(i)}]`;
+    if (feNames.has(fe.name)) issues.push({ path: `${at}.name`, message: `duplicate frontend name "${fe.name}"` });
+    feNames.add(fe.name);
+    checkFrontend(fe, at, issues);
+    fe.listen.forEach((l, j) => {
+      const here = `${at}.listen[${String(j)}]`;
+      for (const other of allListens) {
+        if (overlaps(other.l, l)) issues.push({ path: here, message: `overlaps ${other.at}` });
+      }
+      allListens.push({ at: here, l });
+    });
+  });
+  return issues;
+}
+
+/** Freezes `value` and everything reachable from it. */
+export function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}

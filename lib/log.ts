@@ -1,0 +1,59 @@
+// The pino root logger and the event names tether logs. I/O (writes JSON lines to stdout).
+// Payload bytes are never logged. Affinity key values are logged as a short hash (keyHash),
+// because some kinds carry personal data (addresses now; logins and cookies later).
+import { createHash } from 'node:crypto';
+import { pino, type Logger, type DestinationStream } from 'pino';
+
+export type { Logger };
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Event names (the `event` field of every line). */
+export const EVENTS = {
+  listenReady: 'listen.ready',
+  connClose: 'conn.close',
+  connectFail: 'connect.fail',
+  backendDown: 'backend.down',
+  backendUp: 'backend.up',
+  acceptError: 'accept.error',
+  stopBegin: 'stop.begin',
+  stopDone: 'stop.done',
+  started: 'tether.started',
+} as const;
+
+/**
+ * Builds the root logger. Writes to `dest` (stdout by default) asynchronously;
+ * call `flushLog` before exiting so no line is lost.
+ */
+export function createLogger(level: LogLevel, dest?: DestinationStream): Logger {
+  const stream = dest ?? pino.destination({ dest: 1, sync: false });
+  return pino(
+    {
+      level,
+      base: { pid: process.pid },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    stream,
+  );
+}
+
+/** Flushes pending log lines; resolves even when the stream cannot flush. */
+export function flushLog(logger: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    try {
+      logger.flush(() => {
+        resolve();
+      });
+    } catch {
+      // A destination that cannot flush (e.g. a closed stdout) has nothing left to write.
+      resolve();
+    }
+  });
+}
+
+/** A short, stable, non-reversible-at-a-glance tag for an affinity key value (12 hex of SHA-256). */
+export function keyHash(value: string): string {
+  return createHash('sha256').update(value).digest('hex').slice(0, 12);
+}

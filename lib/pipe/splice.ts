@@ -1,0 +1,108 @@
+// Stage 6, I/O. Splice client and backend: replay the prelude once, then copy both ways until
+// both directions are finished. Streams' pipe() gives backpressure (a slow reader pauses the
+// other side's reads; tether buffers at most a highWaterMark per direction) and hands each
+// Buffer through untouched (no per-chunk copy). Half-close passes through: a FIN from one side
+// becomes end() on the other, whose reverse direction keeps flowing (sockets are allowHalfOpen).
+import type net from 'node:net';
+import { errorCode, type Termination, type TerminationCause } from '../errors.js';
+
+export interface SpliceResult {
+  readonly termination: Termination;
+  /** Bytes read from the client (prelude included). */
+  readonly bytesIn: number;
+  /** Bytes written to the client. */
+  readonly bytesOut: number;
+}
+
+/** Ends a socket abortively: an error on one side is passed on as a reset, not a clean FIN. */
+function abort(socket: net.Socket): void {
+  if (socket.destroyed) return;
+  socket.resetAndDestroy();
+}
+
+/** How long a side may stay open after its peer has fully closed (see lingerAfterPeerClose). */
+export const CLOSE_LINGER_MS = 5_000;
+
+/**
+ * Once `peer` has closed for good, nothing `side` sends can be delivered. pipe() has already
+ * ended `side`'s write direction; keep reading (and dropping) what it still sends, so closing
+ * does not turn into a reset that could destroy the reply it has not read yet, and close it
+ * when it sends its FIN or after CLOSE_LINGER_MS — a client ignoring the FIN cannot pin the
+ * connection until the idle timeout.
+ */
+function lingerAfterPeerClose(side: net.Socket, peer: net.Socket): void {
+  peer.once('close', () => {
+    if (side.destroyed) return;
+    side.unpipe();
+    side.on('data', () => undefined);
+    side.resume();
+    if (!side.writableEnded) side.end();
+    setTimeout(() => side.destroy(), CLOSE_LINGER_MS).unref();
+  });
+}
+
+/** Handle to a running splice, so a graceful stop can cut it. */
+export interface Splice {
+  readonly done: Promise<SpliceResult>;
+  /** Cuts both sides now; the termination says `tether`/`shutdown`. */
+  readonly cut: () => void;
+}
+
+/**
+ * Starts splicing `client` ↔ `backend` after writing `prelude` to the backend. Both sockets
+ * must be connected and not yet flowing. `idleMs` of silence in both directions closes both
+ * (the client socket's timer sees every byte either way, since every byte is read from or
+ * written to it). Never throws; the result's termination names who ended it.
+ */
+export function splice(client: net.Socket, backend: net.Socket, prelude: readonly Buffer[], idleMs: number): Splice {
+  let cause: TerminationCause | undefined;
+  let code: string | undefined;
+  let stage: Termination['stage'] = 'pipe';
+  const first = (c: TerminationCause, k: string | undefined): void => {
+    if (cause === undefined) {
+      cause = c;
+      code = k;
+    }
+  };
+  let cut = (): void => undefined;
+  const done = new Promise<SpliceResult>((resolve) => {
+    let open = 2;
+    const onClose = (): void => {
+      open--;
+      if (open > 0) return;
+      client.setTimeout(0);
+      const termination: Termination =
+        code === undefined ? { cause: cause ?? 'normal', stage } : { cause: cause ?? 'normal', stage, code };
+      resolve({ termination, bytesIn: client.bytesRead, bytesOut: client.bytesWritten });
+    };
+    client.once('close', onClose);
+    backend.once('close', onClose);
+    lingerAfterPeerClose(client, backend);
+    lingerAfterPeerClose(backend, client);
+    // The effect of each error is recorded in the termination, and the other side is reset.
+    client.on('error', (err) => {
+      first('client', errorCode(err));
+      abort(backend);
+    });
+    backend.on('error', (err) => {
+      first('backend', errorCode(err));
+      abort(client);
+    });
+    client.setTimeout(idleMs, () => {
+      first('client-timeout', 'idle');
+      client.destroy();
+      backend.destroy();
+    });
+    cut = () => {
+      stage = 'shutdown';
+      first('tether', 'shutdown');
+      client.destroy();
+      backend.destroy();
+    };
+    for (const chunk of prelude) backend.write(chunk);
+    client.pipe(backend);
+    backend.pipe(client);
+    client.resume();
+  });
+  return { done, cut: () => { cut(); } };
+}

@@ -1,0 +1,97 @@
+// Stage 4, pure (time is passed in). The affinity table: affinity key → backend name, with an
+// idle timeout and a size bound. A Map keeps insertion order, and every use re-inserts its
+// entry, so the Map's first entry is always the least recently used — and, since every entry
+// shares one idle timeout, also the first to expire. Eviction and expiry therefore both work
+// from the front in O(1) per entry, with no timers and no scan.
+
+interface Entry {
+  backend: string;
+  lastUsedMs: number;
+}
+
+/** Counters kept by the table (exposed for logs and, later, metrics). */
+export interface AffinityTableStats {
+  hits: number;
+  misses: number;
+  evictions: number;
+  expirations: number;
+}
+
+export class AffinityTable {
+  private readonly entries = new Map<string, Entry>();
+  readonly stats: AffinityTableStats = { hits: 0, misses: 0, evictions: 0, expirations: 0 };
+
+  /** `idleMs` ≥ 1: idle life of an entry; `maxEntries` ≥ 1: size bound. */
+  constructor(
+    readonly idleMs: number,
+    readonly maxEntries: number,
+  ) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /**
+   * Returns the backend pinned for `key` and marks the entry used at `nowMs`; undefined when
+   * absent or idle longer than `idleMs` (the stale entry is dropped). Counts a hit or a miss.
+   */
+  get(key: string, nowMs: number): string | undefined {
+    const e = this.entries.get(key);
+    if (e === undefined) {
+      this.stats.misses++;
+      return undefined;
+    }
+    this.entries.delete(key);
+    if (nowMs - e.lastUsedMs >= this.idleMs) {
+      this.stats.expirations++;
+      this.stats.misses++;
+      return undefined;
+    }
+    e.lastUsedMs = nowMs;
+    this.entries.set(key, e);
+    this.stats.hits++;
+    return e.backend;
+  }
+
+  /** Looks at an entry without touching it or counting (for inspection and tests). */
+  peek(key: string, nowMs: number): string | undefined {
+    const e = this.entries.get(key);
+    return e && nowMs - e.lastUsedMs < this.idleMs ? e.backend : undefined;
+  }
+
+  /** Pins `key` to `backend` as used at `nowMs`; drops expired entries, then evicts LRU ones. */
+  set(key: string, backend: string, nowMs: number): void {
+    this.entries.delete(key);
+    this.entries.set(key, { backend, lastUsedMs: nowMs });
+    this.sweep(nowMs);
+    while (this.entries.size > this.maxEntries) {
+      const oldest = this.entries.keys().next();
+      if (oldest.done === true) break;
+      this.entries.delete(oldest.value);
+      this.stats.evictions++;
+    }
+  }
+
+  delete(key: string): boolean {
+    return this.entries.delete(key);
+  }
+
+  /** Drops every entry idle for `idleMs` or more; returns how many. */
+  sweep(nowMs: number): number {
+    let dropped = 0;
+    for (const [key, e] of this.entries) {
+      if (nowMs - e.lastUsedMs < this.idleMs) break;
+      this.entries.delete(key);
+      dropped++;
+    }
+    this.stats.expirations += dropped;
+    return dropped;
+  }
+
+  /** Live entries, least recently used first. */
+  *list(nowMs: number): IterableIterator<{ key: string; backend: string; lastUsedMs: number }> {
+    for (const [key, e] of this.entries) {
+      if (nowMs - e.lastUsedMs < this.idleMs) yield { key, backend: e.backend, lastUsedMs: e.lastUsedMs };
+    }
+  }
+}

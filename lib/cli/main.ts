@@ -7,7 +7,7 @@ import { frontendWithDefaults, type FrontendDraft } from '../config/document.js'
 import { GRACE_MS } from '../config/defaults.js';
 import type { Config } from '../config/types.js';
 import { deepFreeze, validateConfig } from '../config/validate.js';
-import { TetherError, type ConfigIssue } from '../errors.js';
+import { TetherError, type ConfigIssue, type TetherErrorCode } from '../errors.js';
 import { createLogger, flushLog, type LogLevel } from '../log.js';
 import { startTether } from '../proxy.js';
 import { runDemo } from '../demo/demo.js';
@@ -24,13 +24,6 @@ import {
   parseName,
 } from './flags.js';
 import { MAX_RETRIES } from '../config/defaults.js';
-
-/** Thrown inside main to leave with a status; caught at the top. */
-class Exit extends Error {
-  constructor(readonly status: number) {
-    super(`exit ${String(status)}`);
-  }
-}
 
 interface RunOptions {
   listen?: ReturnType<typeof parseListen>[];
@@ -110,9 +103,17 @@ const FRONTEND_OPTION_KEYS = [
   'listen', 'backend', 'affinity', 'balance', 'affinityTimeout', 'affinityMaxEntries', 'connectTimeout', 'idleTimeout', 'retries', 'holdDown', 'name',
 ] as const;
 
-function fail(lines: readonly string[]): never {
-  for (const l of lines) process.stderr.write(`tether: error: ${l}\n`);
-  throw new Exit(2);
+/** Exit status for each error code: usage and config problems 2, start failures 1. */
+const EXIT_STATUS: Readonly<Record<TetherErrorCode, number>> = {
+  TETHER_ERR_USAGE: 2,
+  TETHER_ERR_CONFIG: 2,
+  TETHER_ERR_CONFIG_FILE: 2,
+  TETHER_ERR_LISTEN: 1,
+  TETHER_ERR_INTERNAL: 1,
+};
+
+function configError(lines: readonly string[], issues: readonly ConfigIssue[] = []): TetherError {
+  return new TetherError('TETHER_ERR_CONFIG', lines.join('\n'), { issues });
 }
 
 /** Builds and validates the Config from options; prints every problem and exits 2 on any. */
@@ -122,23 +123,26 @@ async function resolveConfig(o: RunOptions): Promise<Config> {
   let fromFlags = false;
   if (o.config !== undefined) {
     const mixed = FRONTEND_OPTION_KEYS.filter((k) => o[k] !== undefined).map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
-    if (mixed.length > 0) fail(mixed.map((f) => `${f} cannot be combined with --config (put it in the file)`));
-    try {
-      ({ config, issues } = await loadConfigFile(o.config));
-    } catch (e) {
-      if (e instanceof TetherError) fail([e.message]);
-      throw e;
+    if (mixed.length > 0) {
+      throw new TetherError('TETHER_ERR_USAGE', mixed.map((f) => `${f} cannot be combined with --config (put it in the file)`).join('\n'));
     }
+    ({ config, issues } = await loadConfigFile(o.config));
     config = { ...config, logLevel: o.logLevel ?? config.logLevel, graceMs: o.grace ?? config.graceMs };
   } else {
     fromFlags = true;
     config = configFromFlags(o);
     issues = [];
   }
-  issues.push(...validateConfig(config));
+  // Cross-field rules name items by their index in the parsed lists; a file item that failed
+  // to parse was left out of them, so those paths would point at the wrong item. Run the rules
+  // once every value parses.
+  if (issues.length === 0) issues.push(...validateConfig(config));
   if (issues.length > 0) {
     const where = o.config === undefined ? '' : `${o.config}: `;
-    fail(issues.map((i) => `${where}${fromFlags ? flagPath(i.path) : i.path}: ${i.message}`));
+    throw configError(
+      issues.map((i) => `${where}${fromFlags ? flagPath(i.path) : i.path}: ${i.message}`),
+      issues,
+    );
   }
   return deepFreeze(config);
 }
@@ -151,10 +155,6 @@ async function run(o: RunOptions): Promise<void> {
     tether = await startTether(config, { logger, clock: realClock, rng: realRng });
   } catch (e) {
     await flushLog(logger);
-    if (e instanceof TetherError && e.code === 'TETHER_ERR_LISTEN') {
-      process.stderr.write(`tether: error: ${e.message}\n`);
-      throw new Exit(1);
-    }
     throw e;
   }
   await new Promise<void>((resolve) => {
@@ -237,8 +237,9 @@ export async function main(argv: readonly string[]): Promise<void> {
     await program.parseAsync([...argv]);
     process.exitCode = 0;
   } catch (e) {
-    if (e instanceof Exit) {
-      process.exitCode = e.status;
+    if (e instanceof TetherError) {
+      for (const line of e.message.split('\n')) process.stderr.write(`tether: error: ${line}\n`);
+      process.exitCode = EXIT_STATUS[e.code];
     } else if (e instanceof CommanderError) {
       const ok = e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help';
       process.exitCode = ok ? 0 : 2;

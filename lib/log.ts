@@ -17,6 +17,7 @@ export const EVENTS = {
   backendDown: 'backend.down',
   backendUp: 'backend.up',
   acceptError: 'accept.error',
+  internalError: 'internal.error',
   stopBegin: 'stop.begin',
   stopDone: 'stop.done',
   started: 'tether.started',

@@ -74,6 +74,9 @@ async function connectWithFailover(
   const { config, pool } = fe;
   const exclude = new Set<string>();
   let lastCode = 'no-backend';
+  // Whether the last failed dial timed out: the termination then says `backend-timeout`
+  // (HAProxy's "sC") rather than `backend` (a refusal, "SC"), as its code already does.
+  let lastTimedOut = false;
   const client_ = { gone: false };
   const onClientClose = (): void => {
     client_.gone = true;
@@ -83,7 +86,9 @@ async function connectWithFailover(
     for (let tries = 1; tries <= config.retries + 1; tries++) {
       const p = place({ table: fe.table, pool, balancer: fe.balancer, key, nowMs: deps.clock.now(), exclude });
       if (!p) {
-        const cause = exclude.size === 0 ? 'tether' : 'backend';
+        // Nothing (left) to dial. With nothing tried yet, every backend is held down after
+        // failing: still the backends' doing, not tether's (`tether` means a bug or a stop).
+        const cause = lastTimedOut ? 'backend-timeout' : 'backend';
         return { termination: { cause, stage: exclude.size === 0 ? 'place' : 'connect', code: lastCode }, tries: tries - 1 };
       }
       const b = p.backend;
@@ -102,6 +107,7 @@ async function connectWithFailover(
       }
       b.active--;
       lastCode = r.code;
+      lastTimedOut = r.timeout;
       exclude.add(b.name);
       log.warn(
         { event: EVENTS.connectFail, frontend: config.name, backend: b.name, address: formatAddress(b.spec.host, port), code: r.code },
@@ -111,7 +117,7 @@ async function connectWithFailover(
         log.warn({ event: EVENTS.backendDown, frontend: config.name, backend: b.name, code: r.code, holdDownMs: config.holdDownMs }, 'backend down');
       }
     }
-    return { termination: { cause: 'backend', stage: 'connect', code: lastCode }, tries: config.retries + 1 };
+    return { termination: { cause: lastTimedOut ? 'backend-timeout' : 'backend', stage: 'connect', code: lastCode }, tries: config.retries + 1 };
   } finally {
     client.off('close', onClientClose);
   }
@@ -191,8 +197,20 @@ async function startFrontend(config: FrontendConfig, deps: Deps): Promise<Fronte
   const listeners = await listenAll(
     config.listen,
     (client) => {
-      if (feRef.fe) void handleConnection(client, feRef.fe, deps);
-      else client.destroy();
+      const fe = feRef.fe;
+      if (!fe) {
+        client.destroy();
+        return;
+      }
+      handleConnection(client, fe, deps).catch((err: unknown) => {
+        // A bug (HAProxy's "should never happen"): end this connection, keep serving the rest.
+        fe.open.delete(client);
+        client.destroy();
+        deps.logger.error(
+          { event: EVENTS.internalError, frontend: config.name, code: 'TETHER_ERR_INTERNAL', err: err instanceof Error ? err.stack : String(err) },
+          'internal error; connection closed',
+        );
+      });
     },
     (err, addr) => {
       // Accept errors (EMFILE, ENFILE) repeat once per attempt: log at most once a second.

@@ -102,7 +102,10 @@ export function parseBackend(text: string): BackendSpec {
       fail(BACKEND_SYNTAX, text);
     }
   }
-  const defaultName = port === undefined ? hp.host : `${hp.host}:${String(port)}`;
+  // An IPv6 host keeps its brackets, as formatAddress writes it: `::1:7001` would read as a
+  // different, port-less IPv6 address.
+  const hostText = hp.host.includes(':') ? `[${hp.host}]` : hp.host;
+  const defaultName = port === undefined ? hp.host : `${hostText}:${String(port)}`;
   return { name: explicitName ?? defaultName, host: hp.host, port, weight, backup };
 }
 

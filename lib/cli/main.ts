@@ -74,12 +74,13 @@ function addRunOptions(cmd: Command): Command {
 }
 
 const FLAG_FOR_FIELD: Readonly<Record<string, string>> = { listen: '--listen', backends: '--backend', affinity: '--affinity', name: '--name' };
+const FLAG_FIELD_NAMES = new Set(['affinity-timeout', 'connect-timeout', 'idle-timeout', 'affinity-max-entries', 'retries', 'hold-down']);
 
 /** Renames `frontends[0].backends[1]` to `--backend #2` for configs built from flags. */
 function flagPath(path: string): string {
-  const m = /^frontends\[0\]\.(\w+)(?:\[(\d+)\])?(.*)$/.exec(path);
+  const m = /^frontends\[0\]\.([\w-]+)(?:\[(\d+)\])?(.*)$/.exec(path);
   if (!m?.[1]) return path;
-  const flag = FLAG_FOR_FIELD[m[1]] ?? m[1];
+  const flag = FLAG_FOR_FIELD[m[1]] ?? (FLAG_FIELD_NAMES.has(m[1]) ? `--${m[1]}` : m[1]);
   return m[2] === undefined ? `${flag}${m[3] ?? ''}` : `${flag} #${String(Number(m[2]) + 1)}${m[3] ?? ''}`;
 }
 

@@ -60,6 +60,7 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 }
 
 function describe(v: unknown): string {
+  if (v === undefined) return 'nothing';
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'a mapping';
@@ -95,7 +96,8 @@ function listOf(v: unknown): unknown[] {
 function backendFromObject(o: Record<string, unknown>, at: string, issues: ConfigIssue[]): BackendSpec | undefined {
   unknownKeys(o, BACKEND_KEYS, at, issues);
   const host = o['host'];
-  if (typeof host !== 'string') {
+  // ',' and '=' would be read as the micro-syntax's own separators below (`h,backup`).
+  if (typeof host !== 'string' || /[,=]/.test(host)) {
     issues.push({ path: `${at}.host`, message: `expected a host name or IP address, got ${describe(host)}` });
     return undefined;
   }
@@ -107,10 +109,12 @@ function backendFromObject(o: Record<string, unknown>, at: string, issues: Confi
       return undefined;
     }
   }
-  const port = o['port'];
-  const weight = o['weight'];
-  if (typeof port === 'number' || typeof port === 'string') text += `:${String(port)}`;
-  if (typeof weight === 'number' || typeof weight === 'string') text += `,weight=${String(weight)}`;
+  // Checked field by field so an issue names the field (`backends[0].weight`), not the backend.
+  const port = o['port'] === undefined ? undefined : scalar(o['port'], `${at}.port`, parseCount(1, 65_535), issues);
+  const weight = o['weight'] === undefined ? undefined : scalar(o['weight'], `${at}.weight`, parseCount(1, D.MAX_WEIGHT), issues);
+  if ((o['port'] !== undefined && port === undefined) || (o['weight'] !== undefined && weight === undefined)) return undefined;
+  if (port !== undefined) text += `:${String(port)}`;
+  if (weight !== undefined) text += `,weight=${String(weight)}`;
   if (o['backup'] === true) text += ',backup';
   else if (o['backup'] !== undefined && o['backup'] !== false) {
     issues.push({ path: `${at}.backup`, message: `expected true or false, got ${describe(o['backup'])}` });

@@ -65,6 +65,15 @@ function checkFrontend(fe: FrontendConfig, at: string, issues: ConfigIssue[]): v
     }
   });
 
+  const positive: readonly [string, number][] = [
+    ['affinity-timeout', fe.affinityTimeoutMs],
+    ['connect-timeout', fe.connectTimeoutMs],
+    ['idle-timeout', fe.idleTimeoutMs],
+  ];
+  for (const [field, ms] of positive) {
+    if (ms < 1) issues.push({ path: `${at}.${field}`, message: 'must be at least 1ms' });
+  }
+
   const chain = fe.affinity;
   if (chain.length > 1 && chain.some((s) => s.kind === 'none')) {
     issues.push({ path: `${at}.affinity`, message: '"none" cannot be combined with other key kinds' });
@@ -75,9 +84,21 @@ function checkFrontend(fe: FrontendConfig, at: string, issues: ConfigIssue[]): v
   }
 }
 
+function family(host: string): 'v4' | 'v6' | 'name' {
+  if (!ipaddr.isValid(host)) return 'name';
+  return ipaddr.parse(host).kind() === 'ipv4' ? 'v4' : 'v6';
+}
+
+/** Whether binding `w` (a wildcard) takes `other`'s address: 0.0.0.0 takes IPv4 only; `::`
+ *  is dual-stack on Linux by default and takes both families. */
+function wildcardTakes(w: string, other: string): boolean {
+  return family(w) === 'v6' || family(other) !== 'v6';
+}
+
 function overlaps(a: ListenSpec, b: ListenSpec): boolean {
   if (a.portLow === 0 || b.portLow === 0) return false;
-  const hostClash = sameHost(a.host, b.host) || isWildcard(a.host) || isWildcard(b.host);
+  const hostClash =
+    sameHost(a.host, b.host) || (isWildcard(a.host) && wildcardTakes(a.host, b.host)) || (isWildcard(b.host) && wildcardTakes(b.host, a.host));
   return hostClash && a.portLow <= b.portHigh && b.portLow <= a.portHigh;
 }
 
@@ -105,9 +126,15 @@ export function validateConfig(config: Config): ConfigIssue[] {
 
 /** Freezes `value` and everything reachable from it. */
 export function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const v of Object.values(value)) deepFreeze(v);
-  }
+  // Visited objects, not Object.isFrozen, stop the walk (and cycles): an object frozen only on
+  // its surface must still have its children frozen.
+  const seen = new WeakSet<object>();
+  const visit = (v: unknown): void => {
+    if (v === null || typeof v !== 'object' || seen.has(v)) return;
+    seen.add(v);
+    Object.freeze(v);
+    for (const child of Object.values(v)) visit(child);
+  };
+  visit(value);
   return value;
 }

@@ -1,0 +1,99 @@
+// Reassembles TLS handshake messages from the record layer. Pure. The one place that walks
+// records, for ClientHellos (client side) and ServerHello flights (backend side).
+//
+//   TLSPlaintext (RFC 8446 §5.1, RFC 5246 §6.2.1)
+//   +---------+-----------------+-------------+------------------------+
+//   | type(1) | version(2)      | length(2)   | fragment(length)       |
+//   | 22=hs   | 0x03 0x01..0x04 | <= 2^14 (*) |                        |
+//   +---------+-----------------+-------------+------------------------+
+//   Handshake (RFC 8446 §4): msg_type(1) length(3) body(length). A message may span records
+//   and a record may hold several messages; a large (post-quantum, ~1.7 KB+) ClientHello
+//   commonly spans TCP segments and sometimes records.
+//   (*) plaintext limit 2^14; we accept up to 2^14+2048 (the ciphertext bound) to stay lenient.
+import { Buffer } from 'node:buffer';
+
+export const RECORD_HEADER = 5;
+export const CONTENT_HANDSHAKE = 22;
+export const CONTENT_CHANGE_CIPHER_SPEC = 20;
+const MAX_RECORD_LENGTH = 16_384 + 2_048;
+
+export interface HandshakeMessage {
+  readonly type: number;
+  /** The body, without the 4-byte message header. */
+  readonly body: Buffer;
+}
+
+export interface HandshakeScan {
+  /** Complete handshake messages, in order. */
+  readonly messages: readonly HandshakeMessage[];
+  /**
+   * `more`: the input ended inside the handshake records (more bytes may bring more messages);
+   * `end`: a record of another type (ChangeCipherSpec, alert, encrypted data) follows;
+   * `not-tls`: the bytes are not a TLS record stream; `too-large`: over `maxBytes`.
+   */
+  readonly status: 'more' | 'end' | 'not-tls' | 'too-large';
+  readonly reason?: string;
+}
+
+/**
+ * Scans `buf` from its first byte as a TLS record stream and returns the complete handshake
+ * messages carried by its leading handshake records. Accepts at most `maxBytes` of handshake
+ * payload. Never throws.
+ */
+export function scanHandshake(buf: Buffer, maxBytes: number): HandshakeScan {
+  const fragments: Buffer[] = [];
+  let total = 0;
+  let pos = 0;
+  let status: HandshakeScan['status'] = 'more';
+  let reason: string | undefined;
+  while (pos < buf.length) {
+    const type = buf.readUInt8(pos);
+    if (type !== CONTENT_HANDSHAKE) {
+      if (pos === 0) {
+        status = 'not-tls';
+        reason = 'first byte is not a handshake record';
+      } else status = 'end';
+      break;
+    }
+    if (buf.length >= pos + 2 && buf.readUInt8(pos + 1) !== 3) {
+      status = 'not-tls';
+      reason = 'record version major is not 3';
+      break;
+    }
+    if (buf.length >= pos + 3 && buf.readUInt8(pos + 2) > 4) {
+      status = 'not-tls';
+      reason = 'record version minor above 4';
+      break;
+    }
+    if (buf.length < pos + RECORD_HEADER) break;
+    const length = buf.readUInt16BE(pos + 3);
+    if (length === 0 || length > MAX_RECORD_LENGTH) {
+      status = 'not-tls';
+      reason = 'record length out of range';
+      break;
+    }
+    const available = Math.min(length, buf.length - pos - RECORD_HEADER);
+    if (total + available > maxBytes) {
+      status = 'too-large';
+      reason = `handshake exceeds ${String(maxBytes)} bytes`;
+      break;
+    }
+    fragments.push(buf.subarray(pos + RECORD_HEADER, pos + RECORD_HEADER + available));
+    total += available;
+    if (available < length) break;
+    pos += RECORD_HEADER + length;
+  }
+  const stream = fragments.length === 1 ? (fragments[0] ?? Buffer.alloc(0)) : Buffer.concat(fragments);
+  const messages: HandshakeMessage[] = [];
+  let at = 0;
+  while (stream.length >= at + 4) {
+    const msgLength = stream.readUIntBE(at + 1, 3);
+    if (msgLength > maxBytes) {
+      return { messages, status: 'too-large', reason: `handshake message of ${String(msgLength)} bytes` };
+    }
+    if (stream.length < at + 4 + msgLength) break;
+    messages.push({ type: stream.readUInt8(at), body: stream.subarray(at + 4, at + 4 + msgLength) });
+    at += 4 + msgLength;
+  }
+  return reason === undefined ? { messages, status } : { messages, status, reason };
+}

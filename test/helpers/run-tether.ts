@@ -39,7 +39,7 @@ export async function runTether(args: readonly string[], opts: { readyCount?: nu
   let err = '';
   let pending = '';
   const waiters: { pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
-  child.stdout?.on('data', (d: Buffer) => {
+  child.stdout.on('data', (d: Buffer) => {
     out += d.toString();
     pending += d.toString();
     let nl;
@@ -62,7 +62,7 @@ export async function runTether(args: readonly string[], opts: { readyCount?: nu
       }
     }
   });
-  child.stderr?.on('data', (d: Buffer) => {
+  child.stderr.on('data', (d: Buffer) => {
     err += d.toString();
   });
   const exited = new Promise<number | null>((resolve) => {

@@ -1,5 +1,6 @@
-// What tether knows about a client before placing it. Pure type. Peek and greet (later issues)
-// add protocol facts; today it carries the client's address and the local port it reached.
+// What tether knows about a client before placing it. Pure type. The peek stage adds protocol
+// facts (TLS ClientHello, HTTP request head, XMPP stream header) when the chain needs them.
+import type { PeekFacts } from './peek/sniff.js';
 
 /** Facts about one client, the input of the affinity stage. */
 export interface Facts {
@@ -8,4 +9,8 @@ export interface Facts {
   readonly sourcePort: number;
   /** The local port the client connected to (port fronting uses it for port-less backends). */
   readonly localPort: number;
+  /** What peeking found; undefined when the frontend does not peek. */
+  readonly peek?: PeekFacts;
+  /** The key computed by `--key-module`, if any. */
+  readonly moduleKey?: string;
 }

@@ -18,6 +18,7 @@ export const EVENTS = {
   backendUp: 'backend.up',
   acceptError: 'accept.error',
   internalError: 'internal.error',
+  keyModuleError: 'key-module.error',
   stopBegin: 'stop.begin',
   stopDone: 'stop.done',
   started: 'tether.started',

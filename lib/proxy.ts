@@ -3,17 +3,22 @@
 import type net from 'node:net';
 import { closeListeners, listenAll, type Listener } from './accept/listen.js';
 import { formatAddress } from './accept/port-range.js';
-import { firstKey, tableKey, type AffinityKey } from './affinity/chain.js';
+import { chainLookups, chainNeedsPeek, tableKey, type Lookup } from './affinity/chain.js';
+import { loadKeyModule, runKeyFunction, type KeyFunction, type KeyModuleInput } from './affinity/key-module.js';
+import { MAX_PRELUDE_BYTES } from './config/defaults.js';
+import { peek } from './peek/collect.js';
+import { responseHeadRewriter, tlsLearner, type Pin } from './pipe/learn.js';
+import { selectPool } from './place/route.js';
 import type { Clock, Rng } from './clock.js';
 import type { Config, FrontendConfig } from './config/types.js';
 import { dial } from './connect/dial.js';
 import type { Termination } from './errors.js';
 import type { Facts } from './facts.js';
 import { EVENTS, keyHash, type Logger } from './log.js';
-import { splice, type Splice } from './pipe/splice.js';
+import { splice, type Splice, type SpliceOptions } from './pipe/splice.js';
 import { AffinityTable } from './place/affinity-table.js';
 import { createBalancer, type Balancer } from './place/balance.js';
-import { place } from './place/place.js';
+import { place, type Placement } from './place/place.js';
 import { Pool, type Backend } from './place/pool.js';
 
 /** How long a client we could not place or connect may linger before we drop it. */
@@ -25,13 +30,26 @@ export interface Deps {
   readonly rng: Rng;
 }
 
-/** One running frontend: its config, listeners, pool, table and open connections. */
-export interface Frontend {
-  readonly config: FrontendConfig;
-  readonly listeners: readonly Listener[];
+/** One pool of a frontend at run time, with its own affinity table and balancer. */
+export interface PoolRuntime {
+  readonly name: string;
   readonly pool: Pool;
   readonly table: AffinityTable;
   readonly balancer: Balancer;
+  readonly backendNames: ReadonlySet<string>;
+}
+
+/** One running frontend: its config, listeners, pools and open connections. */
+export interface Frontend {
+  readonly config: FrontendConfig;
+  readonly listeners: readonly Listener[];
+  /** The `default` pool (the frontend's own backends). */
+  readonly pool: Pool;
+  readonly table: AffinityTable;
+  readonly pools: ReadonlyMap<string, PoolRuntime>;
+  /** Whether clients are peeked before placing (the chain, routes or insert-cookie need it). */
+  readonly peeks: boolean;
+  readonly keyFunction?: KeyFunction;
   /** Open connections: client socket → a way to cut it. */
   readonly open: Map<net.Socket, () => void>;
 }
@@ -48,7 +66,8 @@ let nextConnId = 1;
 interface Outcome {
   termination: Termination;
   backend?: Backend;
-  via?: 'table' | 'balance';
+  via?: Placement['via'];
+  lookup?: Lookup;
   bytesIn: number;
   bytesOut: number;
   tries: number;
@@ -62,16 +81,27 @@ function refuse(client: net.Socket): void {
   setTimeout(() => client.destroy(), REFUSE_LINGER_MS).unref();
 }
 
+interface Connected {
+  socket: net.Socket;
+  backend: Backend;
+  via: Placement['via'];
+  lookup?: Lookup;
+  tries: number;
+}
+
 /** Dials placements until one connects or the retries run out. */
 async function connectWithFailover(
   client: net.Socket,
   fe: Frontend,
+  pr: PoolRuntime,
   facts: Facts,
-  key: string | undefined,
+  lookups: readonly Lookup[],
+  named: string | undefined,
   deps: Deps,
   log: Logger,
-): Promise<{ socket: net.Socket; backend: Backend; via: 'table' | 'balance'; tries: number } | { termination: Termination; tries: number }> {
-  const { config, pool } = fe;
+): Promise<Connected | { termination: Termination; tries: number }> {
+  const { config } = fe;
+  const pool = pr.pool;
   const exclude = new Set<string>();
   let lastCode = 'no-backend';
   // Whether the last failed dial timed out: the termination then says `backend-timeout`
@@ -84,7 +114,8 @@ async function connectWithFailover(
   client.once('close', onClientClose);
   try {
     for (let tries = 1; tries <= config.retries + 1; tries++) {
-      const p = place({ table: fe.table, pool, balancer: fe.balancer, key, nowMs: deps.clock.now(), exclude });
+      const req = { table: pr.table, pool, balancer: pr.balancer, lookups, nowMs: deps.clock.now(), exclude };
+      const p = place(named === undefined ? req : { ...req, named });
       if (!p) {
         // Nothing (left) to dial. With nothing tried yet, every backend is held down after
         // failing: still the backends' doing, not tether's (`tether` means a bug or a stop).
@@ -102,25 +133,77 @@ async function connectWithFailover(
       }
       if (r.ok) {
         b.total++;
-        if (pool.markUp(b)) log.info({ event: EVENTS.backendUp, frontend: config.name, backend: b.name }, 'backend up');
-        return { socket: r.socket, backend: b, via: p.via, tries };
+        if (pool.markUp(b)) log.info({ event: EVENTS.backendUp, frontend: config.name, pool: pr.name, backend: b.name }, 'backend up');
+        const lookup = lookups.find((l) => l.tableKey === p.lookup?.tableKey);
+        return lookup === undefined
+          ? { socket: r.socket, backend: b, via: p.via, tries }
+          : { socket: r.socket, backend: b, via: p.via, lookup, tries };
       }
       b.active--;
       lastCode = r.code;
       lastTimedOut = r.timeout;
       exclude.add(b.name);
       log.warn(
-        { event: EVENTS.connectFail, frontend: config.name, backend: b.name, address: formatAddress(b.spec.host, port), code: r.code },
+        { event: EVENTS.connectFail, frontend: config.name, pool: pr.name, backend: b.name, address: formatAddress(b.spec.host, port), code: r.code },
         'backend connect failed',
       );
       if (pool.markDown(b, deps.clock.now(), config.holdDownMs)) {
-        log.warn({ event: EVENTS.backendDown, frontend: config.name, backend: b.name, code: r.code, holdDownMs: config.holdDownMs }, 'backend down');
+        log.warn({ event: EVENTS.backendDown, frontend: config.name, pool: pr.name, backend: b.name, code: r.code, holdDownMs: config.holdDownMs }, 'backend down');
       }
     }
     return { termination: { cause: lastTimedOut ? 'backend-timeout' : 'backend', stage: 'connect', code: lastCode }, tries: config.retries + 1 };
   } finally {
     client.off('close', onClientClose);
   }
+}
+
+/** The key module's view of the facts (names and values, never the raw prelude). */
+function keyModuleInput(facts: Facts): KeyModuleInput {
+  const p = facts.peek;
+  const base = { source: facts.source, sourcePort: facts.sourcePort, localPort: facts.localPort };
+  if (!p) return base;
+  const tls = p.tls;
+  const http = p.http;
+  return {
+    ...base,
+    protocol: p.protocol,
+    ...(tls?.sni === undefined ? {} : { sni: tls.sni }),
+    ...(tls ? { alpn: tls.alpn } : {}),
+    ...(http
+      ? {
+          http: {
+            method: http.method,
+            target: http.target,
+            ...(http.host === undefined ? {} : { host: http.host }),
+            headers: Object.fromEntries(http.headers),
+            cookies: Object.fromEntries(http.cookies),
+            query: Object.fromEntries(http.query),
+          },
+        }
+      : {}),
+    ...(p.xmpp?.to === undefined ? {} : { xmppTo: p.xmpp.to }),
+  };
+}
+
+/** What to learn from this connection's backend, as splice options. */
+function learning(fe: Frontend, pr: PoolRuntime, facts: Facts, backend: Backend, deps: Deps): Omit<SpliceOptions, 'idleMs'> {
+  const chain = fe.config.affinity;
+  const pin: Pin = (kind, value) => {
+    pr.table.set(tableKey({ kind, value }), backend.name, deps.clock.now());
+  };
+  const tls = facts.peek?.tls;
+  const http = facts.peek?.http;
+  if (tls) {
+    const want = { session: chain.some((s) => s.kind === 'tls-session'), ticket: chain.some((s) => s.kind === 'tls-ticket') };
+    return want.session || want.ticket ? { watchBackend: tlsLearner(tls, want, pin) } : {};
+  }
+  if (http) {
+    const learn = chain.flatMap((s) => (s.kind === 'http-cookie' && !http.cookies.has(s.name) ? [s.name] : []));
+    const ic = fe.config.insertCookie;
+    const insert = ic !== undefined && http.cookies.get(ic) !== backend.name ? { name: ic, value: backend.name } : undefined;
+    return learn.length > 0 || insert ? { rewriteHead: responseHeadRewriter(learn, insert, pin) } : {};
+  }
+  return {};
 }
 
 /** Handles one accepted client from accept to close. Never throws; resolves once it is closed. */
@@ -130,40 +213,67 @@ async function handleConnection(client: net.Socket, fe: Frontend, deps: Deps): P
   const log = deps.logger;
   let firstError: string | undefined;
   // Until the splice owns the socket, an error only means the client went away; that is
-  // recorded through clientGone/termination, so the error itself needs no more handling.
+  // recorded through the termination, so the error itself needs no more handling.
   const preError = (err: Error): void => {
     firstError ??= (err as NodeJS.ErrnoException).code ?? 'error';
   };
   client.on('error', preError);
-  const facts: Facts = {
+  let facts: Facts = {
     source: client.remoteAddress ?? '',
     sourcePort: client.remotePort ?? 0,
     localPort: client.localPort ?? 0,
   };
   const stopping = { cut: false };
+  // A stop may cut the client while a stage awaits; read it through a call, not a narrowed field.
+  const isCut = (): boolean => stopping.cut;
   fe.open.set(client, () => {
     stopping.cut = true;
     client.destroy();
   });
 
-  const key: AffinityKey | undefined = firstKey(fe.config.affinity, facts);
-  let outcome: Outcome;
+  let outcome: Outcome = { termination: { cause: 'client', stage: 'accept', code: 'gone' }, bytesIn: 0, bytesOut: 0, tries: 0 };
+  let prelude: readonly Buffer[] = [];
+  let pr = fe.pools.get('default');
+  let peekStop: string | undefined;
   if (facts.source === '') {
-    outcome = { termination: { cause: 'client', stage: 'accept', code: firstError ?? 'gone' }, bytesIn: 0, bytesOut: 0, tries: 0 };
-  } else {
-    const c = await connectWithFailover(client, fe, facts, key ? tableKey(key) : undefined, deps, log);
+    outcome = { ...outcome, termination: { cause: 'client', stage: 'accept', code: firstError ?? 'gone' } };
+  } else if (fe.peeks) {
+    const r = await peek(client, { timeoutMs: fe.config.peekTimeoutMs, maxBytes: MAX_PRELUDE_BYTES });
+    if (r.ok) {
+      prelude = r.prelude;
+      facts = { ...facts, peek: r.facts };
+      peekStop = r.stop;
+    } else {
+      outcome = { ...outcome, termination: stopping.cut ? { cause: 'tether', stage: 'shutdown' } : r.termination, bytesIn: client.bytesRead };
+      pr = undefined;
+    }
+  }
+  if (fe.keyFunction && facts.source !== '' && pr) {
+    const k = runKeyFunction(fe.keyFunction, keyModuleInput(facts));
+    if (k.error !== undefined) log.warn({ event: EVENTS.keyModuleError, frontend: fe.config.name, err: k.error instanceof Error ? k.error.message : 'non-Error thrown' }, 'key module failed');
+    if (k.key !== undefined) facts = { ...facts, moduleKey: k.key };
+  }
+  if (pr && facts.source !== '') pr = fe.pools.get(selectPool(fe.config.routes, facts.peek)) ?? pr;
+  if (pr && facts.source !== '' && !stopping.cut) {
+    const lookups = chainLookups(fe.config.affinity, facts, { backendNames: pr.backendNames });
+    const ic = fe.config.insertCookie;
+    const named = ic === undefined ? undefined : facts.peek?.http?.cookies.get(ic);
+    const c = await connectWithFailover(client, fe, pr, facts, lookups, named, deps, log);
     if ('termination' in c) {
       if (!client.destroyed) refuse(client);
-      outcome = { termination: stopping.cut ? { cause: 'tether', stage: 'shutdown' } : c.termination, bytesIn: 0, bytesOut: 0, tries: c.tries };
+      outcome = { termination: isCut() ? { cause: 'tether', stage: 'shutdown' } : c.termination, bytesIn: client.bytesRead, bytesOut: 0, tries: c.tries };
     } else {
       client.off('error', preError);
-      const s: Splice = splice(client, c.socket, [], fe.config.idleTimeoutMs);
+      const s: Splice = splice(client, c.socket, prelude, { idleMs: fe.config.idleTimeoutMs, ...learning(fe, pr, facts, c.backend, deps) });
       fe.open.set(client, s.cut);
-      if (stopping.cut) s.cut();
+      if (isCut()) s.cut();
       const r = await s.done;
       c.backend.active--;
       outcome = { termination: r.termination, backend: c.backend, via: c.via, bytesIn: r.bytesIn, bytesOut: r.bytesOut, tries: c.tries };
+      if (c.lookup) outcome.lookup = c.lookup;
     }
+  } else if (stopping.cut && facts.source !== '') {
+    outcome = { ...outcome, termination: { cause: 'tether', stage: 'shutdown' } };
   }
   fe.open.delete(client);
   log.info(
@@ -173,8 +283,11 @@ async function handleConnection(client: net.Socket, fe: Frontend, deps: Deps): P
       frontend: fe.config.name,
       client: formatAddress(facts.source, facts.sourcePort),
       port: facts.localPort,
+      protocol: facts.peek?.protocol ?? null,
+      peek: peekStop ?? null,
+      pool: pr?.name ?? null,
       backend: outcome.backend?.name ?? null,
-      key: key ? { kind: key.kind, hash: keyHash(key.value) } : null,
+      key: outcome.lookup ? { kind: outcome.lookup.kind, hash: keyHash(outcome.lookup.value) } : null,
       via: outcome.via ?? null,
       tries: outcome.tries,
       bytesIn: outcome.bytesIn,
@@ -186,11 +299,23 @@ async function handleConnection(client: net.Socket, fe: Frontend, deps: Deps): P
   );
 }
 
+function poolRuntime(name: string, backends: FrontendConfig['backends'], balance: FrontendConfig['balance'], config: FrontendConfig, deps: Deps): PoolRuntime {
+  return {
+    name,
+    pool: new Pool(backends),
+    table: new AffinityTable(config.affinityTimeoutMs, config.affinityMaxEntries),
+    balancer: createBalancer(balance, deps.rng),
+    backendNames: new Set(backends.map((b) => b.name)),
+  };
+}
+
 /** Binds one frontend's listeners and starts serving. Rejects with TETHER_ERR_LISTEN. */
 async function startFrontend(config: FrontendConfig, deps: Deps): Promise<Frontend> {
-  const pool = new Pool(config.backends);
-  const table = new AffinityTable(config.affinityTimeoutMs, config.affinityMaxEntries);
-  const balancer = createBalancer(config.balance, deps.rng);
+  const defaultPool = poolRuntime('default', config.backends, config.balance, config, deps);
+  const pools = new Map<string, PoolRuntime>([['default', defaultPool]]);
+  for (const p of config.pools) pools.set(p.name, poolRuntime(p.name, p.backends, p.balance, config, deps));
+  const keyFunction = config.keyModule === undefined ? undefined : await loadKeyModule(config.keyModule);
+  const peeks = chainNeedsPeek(config.affinity) || config.routes.length > 0 || config.insertCookie !== undefined;
   const open = new Map<net.Socket, () => void>();
   let lastAcceptErrorMs = -Infinity;
   const feRef: { fe?: Frontend } = {};
@@ -223,7 +348,16 @@ async function startFrontend(config: FrontendConfig, deps: Deps): Promise<Fronte
       );
     },
   );
-  const fe: Frontend = { config, listeners, pool, table, balancer, open };
+  const fe: Frontend = {
+    config,
+    listeners,
+    pool: defaultPool.pool,
+    table: defaultPool.table,
+    pools,
+    peeks,
+    ...(keyFunction === undefined ? {} : { keyFunction }),
+    open,
+  };
   feRef.fe = fe;
   for (const l of listeners) {
     deps.logger.info(

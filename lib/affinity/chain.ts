@@ -1,36 +1,125 @@
-// Stage 3, pure. Facts → the first present affinity key of the chain, or undefined
-// ("connection affinity": each connection is balanced on its own).
-import type { AffinityKind, AffinityStep } from '../config/types.js';
+// Stage 3, pure. Facts → the affinity lookups of the chain, in chain order. Placement walks
+// them: a `route` names a backend outright, a `learned` key counts only when the affinity
+// table already holds it (tls-session, tls-ticket), and a plain key is placed and pinned.
+import type { AffinityStep } from '../config/types.js';
+import { formatAffinityStep } from '../cli/flags.js';
 import type { Facts } from '../facts.js';
 import { sourceNetwork } from './source.js';
 
 /** An affinity key: the kind as spelled in `--affinity`, and its value. */
 export interface AffinityKey {
-  readonly kind: Exclude<AffinityKind, 'none'>;
+  readonly kind: string;
   readonly value: string;
 }
 
-function keyFor(step: AffinityStep, facts: Facts): AffinityKey | undefined {
-  switch (step.kind) {
-    case 'none':
-      return undefined;
-    case 'source': {
-      const value = sourceNetwork(facts.source, step.v4Bits, step.v6Bits);
-      return value === undefined ? undefined : { kind: 'source', value };
-    }
-  }
+/** One lookup for placement, derived from one chain step. */
+export interface Lookup extends AffinityKey {
+  /** The affinity table's key string (kind and value; kinds never collide). */
+  readonly tableKey: string;
+  /** Present only if the table already knows it; otherwise the chain moves on. */
+  readonly learned: boolean;
+  /** A backend named by the value itself (`JSESSIONID=abc.node1` → node1), if it exists. */
+  readonly route?: string;
 }
 
-/** Returns the key of the first chain step that yields one, else undefined. */
-export function firstKey(chain: readonly AffinityStep[], facts: Facts): AffinityKey | undefined {
-  for (const step of chain) {
-    const key = keyFor(step, facts);
-    if (key) return key;
-  }
-  return undefined;
+/** Where the names of the current pool's backends come from, for route suffixes. */
+export interface ChainContext {
+  readonly backendNames: ReadonlySet<string>;
 }
 
-/** The affinity table's string form of a key: kinds never collide with each other. */
+/** The affinity table's string form of a key. */
 export function tableKey(key: AffinityKey): string {
   return `${key.kind}\u0000${key.value}`;
+}
+
+/**
+ * The key_name of a session ticket or PSK identity: its first 16 bytes in RFC 5077 §4's
+ * recommended layout (key_name(16) iv(16) state mac(32)), which OpenSSL, nginx and Go use.
+ * Shorter blobs (< 48 bytes) are not in that layout: undefined.
+ */
+export function ticketKeyName(ticket: Uint8Array): string | undefined {
+  if (ticket.length < 48) return undefined;
+  return Buffer.from(ticket.subarray(0, 16)).toString('hex');
+}
+
+/** Tomcat jvmRoute style: a value ending in `.NAME` where NAME is a backend of the pool. */
+function routeSuffix(value: string, ctx: ChainContext): string | undefined {
+  const dot = value.lastIndexOf('.');
+  if (dot < 0) return undefined;
+  const name = value.slice(dot + 1);
+  return ctx.backendNames.has(name) ? name : undefined;
+}
+
+function lookup(kind: string, value: string, learned: boolean, route?: string): Lookup {
+  const l = { kind, value, tableKey: tableKey({ kind, value }), learned };
+  return route === undefined ? l : { ...l, route };
+}
+
+function lookupsFor(step: AffinityStep, facts: Facts, ctx: ChainContext): Lookup[] {
+  // The mask is part of a source key's value (`192.0.2.0/24`), so its kind stays `source`.
+  const kind = step.kind === 'source' ? 'source' : formatAffinityStep(step);
+  const tls = facts.peek?.tls;
+  const http = facts.peek?.http;
+  switch (step.kind) {
+    case 'none':
+      return [];
+    case 'source': {
+      const value = sourceNetwork(facts.source, step.v4Bits, step.v6Bits);
+      return value === undefined ? [] : [lookup(kind, value, false)];
+    }
+    case 'sni':
+      return tls?.sni === undefined ? [] : [lookup(kind, tls.sni, false)];
+    case 'tls-session':
+      return tls && tls.sessionId !== '' ? [lookup(kind, tls.sessionId, true)] : [];
+    case 'tls-ticket': {
+      if (!tls) return [];
+      const names = [tls.ticket, ...tls.pskIdentities].flatMap((t) => {
+        const n = t === undefined ? undefined : ticketKeyName(t);
+        return n === undefined ? [] : [n];
+      });
+      return [...new Set(names)].map((n) => lookup(kind, n, true));
+    }
+    case 'http-host':
+      return http?.host === undefined ? [] : [lookup(kind, http.host, false)];
+    case 'http-header': {
+      const want = step.name.toLowerCase();
+      const h = http?.headers.find(([n]) => n === want);
+      return h === undefined || h[1] === '' ? [] : [lookup(kind, h[1], false)];
+    }
+    case 'http-cookie': {
+      const v = http?.cookies.get(step.name);
+      return v === undefined || v === '' ? [] : [lookup(kind, v, false, routeSuffix(v, ctx))];
+    }
+    case 'url-param': {
+      const v = http?.pathParams.get(step.name) ?? http?.query.get(step.name);
+      return v === undefined || v === '' ? [] : [lookup(kind, v, false, routeSuffix(v, ctx))];
+    }
+    case 'xmpp-to': {
+      const to = facts.peek?.xmpp?.to;
+      return to === undefined ? [] : [lookup(kind, to, false)];
+    }
+    case 'key-module':
+      return facts.moduleKey === undefined || facts.moduleKey === '' ? [] : [lookup(kind, facts.moduleKey, false)];
+  }
+}
+
+/** Every lookup of the chain, in order (a step may give none, one, or several). */
+export function chainLookups(chain: readonly AffinityStep[], facts: Facts, ctx: ChainContext): Lookup[] {
+  return chain.flatMap((step) => lookupsFor(step, facts, ctx));
+}
+
+/** The first plain key of the chain (no table needed), for callers that only hash. */
+export function firstKey(chain: readonly AffinityStep[], facts: Facts): AffinityKey | undefined {
+  const l = chainLookups(chain, facts, { backendNames: new Set() }).find((x) => !x.learned);
+  return l === undefined ? undefined : { kind: l.kind, value: l.value };
+}
+
+/** Whether the chain needs the peek stage (any step reads the client's first bytes). */
+export function chainNeedsPeek(chain: readonly AffinityStep[]): boolean {
+  for (const step of chain) {
+    // A source key is always present: nothing after it is ever consulted.
+    if (step.kind === 'source' || step.kind === 'none') return false;
+    if (step.kind !== 'key-module') return true;
+  }
+  return false;
 }

@@ -9,7 +9,8 @@ import { LOG_LEVELS, type LogLevel } from '../log.js';
 
 const LISTEN_SYNTAX = 'HOST:PORT or HOST:PORT-PORT ([::1]:PORT for IPv6)';
 const BACKEND_SYNTAX = '[NAME=]HOST[:PORT][,weight=N][,backup]';
-const AFFINITY_SYNTAX = 'a comma list of: none, source[/V4BITS[/V6BITS]]';
+const AFFINITY_SYNTAX =
+  'a comma list of: none, source[/V4BITS[/V6BITS]], sni, tls-session, tls-ticket, http-host, http-header:NAME, http-cookie:NAME, url-param:NAME, xmpp-to, key-module';
 const DURATION_SYNTAX = 'a duration such as 500ms, 30s, 10m, 1h (a bare number is milliseconds)';
 
 function fail(expected: string, got: string): never {
@@ -109,6 +110,9 @@ export function parseBackend(text: string): BackendSpec {
   return { name: explicitName ?? defaultName, host: hp.host, port, weight, backup };
 }
 
+const SIMPLE_KINDS = ['sni', 'tls-session', 'tls-ticket', 'http-host', 'xmpp-to', 'key-module'] as const;
+const NAMED_KINDS = ['http-header', 'http-cookie', 'url-param'] as const;
+
 /** Parses `--affinity CHAIN`: comma-separated key kinds tried in order. */
 export function parseAffinityChain(text: string): AffinityStep[] {
   const steps: AffinityStep[] = [];
@@ -116,6 +120,19 @@ export function parseAffinityChain(text: string): AffinityStep[] {
     const item = raw.trim();
     if (item === 'none') {
       steps.push({ kind: 'none' });
+      continue;
+    }
+    const simple = SIMPLE_KINDS.find((k) => k === item);
+    if (simple !== undefined) {
+      steps.push({ kind: simple });
+      continue;
+    }
+    const colon = item.indexOf(':');
+    const named = NAMED_KINDS.find((k) => k === item.slice(0, colon));
+    if (colon > 0 && named !== undefined) {
+      const name = item.slice(colon + 1);
+      if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/.test(name)) fail(`${named}:NAME with a header, cookie or parameter name`, text);
+      steps.push({ kind: named, name });
       continue;
     }
     const m = /^source(?:\/(\d{1,3})(?:\/(\d{1,3}))?)?$/.exec(item);
@@ -127,6 +144,26 @@ export function parseAffinityChain(text: string): AffinityStep[] {
     steps.push({ kind: 'source', v4Bits, v6Bits });
   }
   return steps;
+}
+
+/** The `--affinity` spelling of a step (`source/24/64`, `http-cookie:JSESSIONID`). */
+export function formatAffinityStep(step: AffinityStep): string {
+  switch (step.kind) {
+    case 'source':
+      return step.v4Bits === 32 && step.v6Bits === 128 ? 'source' : `source/${String(step.v4Bits)}/${String(step.v6Bits)}`;
+    case 'http-header':
+    case 'http-cookie':
+    case 'url-param':
+      return `${step.kind}:${step.name}`;
+    case 'none':
+    case 'sni':
+    case 'tls-session':
+    case 'tls-ticket':
+    case 'http-host':
+    case 'xmpp-to':
+    case 'key-module':
+      return step.kind;
+  }
 }
 
 /** Parses `--balance`. */
@@ -163,6 +200,20 @@ export function parseLogLevel(text: string): LogLevel {
   const found = LOG_LEVELS.find((l) => l === text.trim());
   if (found === undefined) fail(`one of ${LOG_LEVELS.join(', ')}`, text);
   return found;
+}
+
+/** Parses a cookie name (`--insert-cookie`), an RFC 6265 token. */
+export function parseCookieName(text: string): string {
+  if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/.test(text)) fail('a cookie name (letters, digits and !#$%&\'*+.^_`|~-)', text);
+  return text;
+}
+
+/** Parses a host pattern for routes: `mail.example.com` or `*.example.com`; lower-cased. */
+export function parseHostPattern(text: string): string {
+  const t = text.trim().toLowerCase();
+  const bare = t.startsWith('*.') ? t.slice(2) : t;
+  if (!isHost(bare) || bare.includes(':')) fail('a host name or *.domain', text);
+  return t;
 }
 
 /** Parses a frontend name (config files, `--name`). */
@@ -206,6 +257,13 @@ export const FLAG_TABLE: readonly FlagRow[] = [
     description: 'other backends tried after a failed connect (0-16)', defaultText: '2' },
   { flags: '--hold-down <DURATION>', configKey: 'hold-down', scope: 'frontend', repeatable: false,
     description: 'how long a backend that failed to connect is skipped', defaultText: '10s' },
+  { flags: '--peek-timeout <DURATION>', configKey: 'peek-timeout', scope: 'frontend', repeatable: false,
+    description: 'how long to wait for the client\'s first bytes (TLS ClientHello, HTTP head, XMPP header) when the chain reads them; then the chain falls back',
+    defaultText: '3s' },
+  { flags: '--insert-cookie <NAME>', configKey: 'insert-cookie', scope: 'frontend', repeatable: false,
+    description: 'plain HTTP/1.x: add Set-Cookie NAME=<backend> to the first response of a client without it, and send requests carrying it to that backend' },
+  { flags: '--key-module <FILE>', configKey: 'key-module', scope: 'frontend', repeatable: false,
+    description: 'a JS module whose exported key(facts) returns the key-module key (string or undefined)' },
   { flags: '--name <NAME>', configKey: 'name', scope: 'frontend', repeatable: false,
     description: 'frontend name used in logs', defaultText: 'default' },
   { flags: '--grace <DURATION>', configKey: 'grace', scope: 'global', repeatable: false,

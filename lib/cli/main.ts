@@ -22,6 +22,7 @@ import {
   parseListen,
   parseLogLevel,
   parseName,
+  parseCookieName,
 } from './flags.js';
 import { MAX_RETRIES } from '../config/defaults.js';
 
@@ -36,6 +37,9 @@ interface RunOptions {
   idleTimeout?: number;
   retries?: number;
   holdDown?: number;
+  peekTimeout?: number;
+  insertCookie?: string;
+  keyModule?: string;
   name?: string;
   grace?: number;
   logLevel?: LogLevel;
@@ -53,6 +57,9 @@ const PARSERS: Readonly<Record<string, (v: string) => unknown>> = {
   '--idle-timeout': parseDuration,
   '--retries': parseCount(0, MAX_RETRIES),
   '--hold-down': parseDuration,
+  '--peek-timeout': parseDuration,
+  '--insert-cookie': parseCookieName,
+  '--key-module': (v) => v,
   '--name': parseName,
   '--grace': parseDuration,
   '--log-level': parseLogLevel,
@@ -74,7 +81,7 @@ function addRunOptions(cmd: Command): Command {
 }
 
 const FLAG_FOR_FIELD: Readonly<Record<string, string>> = { listen: '--listen', backends: '--backend', affinity: '--affinity', name: '--name' };
-const FLAG_FIELD_NAMES = new Set(['affinity-timeout', 'connect-timeout', 'idle-timeout', 'affinity-max-entries', 'retries', 'hold-down']);
+const FLAG_FIELD_NAMES = new Set(['affinity-timeout', 'connect-timeout', 'idle-timeout', 'affinity-max-entries', 'retries', 'hold-down', 'peek-timeout', 'insert-cookie', 'key-module']);
 
 /** Renames `frontends[0].backends[1]` to `--backend #2` for configs built from flags. */
 function flagPath(path: string): string {
@@ -97,11 +104,14 @@ function configFromFlags(o: RunOptions): Config {
   if (o.idleTimeout !== undefined) d.idleTimeoutMs = o.idleTimeout;
   if (o.retries !== undefined) d.retries = o.retries;
   if (o.holdDown !== undefined) d.holdDownMs = o.holdDown;
+  if (o.peekTimeout !== undefined) d.peekTimeoutMs = o.peekTimeout;
+  if (o.insertCookie !== undefined) d.insertCookie = o.insertCookie;
+  if (o.keyModule !== undefined) d.keyModule = o.keyModule;
   return { logLevel: o.logLevel ?? 'info', graceMs: o.grace ?? GRACE_MS, frontends: [frontendWithDefaults(d)] };
 }
 
 const FRONTEND_OPTION_KEYS = [
-  'listen', 'backend', 'affinity', 'balance', 'affinityTimeout', 'affinityMaxEntries', 'connectTimeout', 'idleTimeout', 'retries', 'holdDown', 'name',
+  'listen', 'backend', 'affinity', 'balance', 'affinityTimeout', 'affinityMaxEntries', 'connectTimeout', 'idleTimeout', 'retries', 'holdDown', 'peekTimeout', 'insertCookie', 'keyModule', 'name',
 ] as const;
 
 /** Exit status for each error code: usage and config problems 2, start failures 1. */
@@ -204,7 +214,8 @@ Examples:
       .command('check')
       .description('validate flags or --config FILE and exit: 0 when valid, 2 with every problem'),
   ).action(async (o: RunOptions) => {
-    const config = await resolveConfig(o);
+    // Flags written before `check` belong to the root command; they count too.
+    const config = await resolveConfig({ ...program.opts<RunOptions>(), ...o });
     const n = config.frontends.length;
     process.stdout.write(`tether: configuration ok (${String(n)} frontend${n === 1 ? '' : 's'})\n`);
   });

@@ -35,3 +35,12 @@ export const MAX_RETRIES = 16;
 
 /** Name of the frontend built from command-line flags. */
 export const DEFAULT_FRONTEND_NAME = 'default';
+
+/** How long peek waits for a sniffer's verdict: caddy-l4's matching timeout (3s), HAProxy's
+ *  "a few seconds" of inspect-delay. A client that says nothing by then is placed without
+ *  protocol facts (the chain falls back to source or un-keyed). */
+export const PEEK_TIMEOUT_MS = 3_000;
+
+/** Bytes peek collects at most: 16 KiB holds any real ClientHello (post-quantum ~1.7 KB+) and
+ *  HTTP head (caddy-l4's MaxMatchingBytes); the TLS record header is the extra 5. */
+export const MAX_PRELUDE_BYTES = 16 * 1024 + 5;

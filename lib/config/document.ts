@@ -12,9 +12,22 @@ import {
   parseListen,
   parseLogLevel,
   parseName,
+  parseCookieName,
+  parseHostPattern,
 } from '../cli/flags.js';
 import * as D from './defaults.js';
-import type { AffinityStep, BackendSpec, BalanceKind, Config, FrontendConfig, ListenSpec } from './types.js';
+import { PEEK_PROTOCOLS } from './types.js';
+import type {
+  AffinityStep,
+  BackendSpec,
+  BalanceKind,
+  Config,
+  FrontendConfig,
+  ListenSpec,
+  PeekProtocol,
+  PoolConfig,
+  RouteRule,
+} from './types.js';
 
 /** Per-frontend settings as given; anything absent takes its default in `frontendWithDefaults`. */
 export interface FrontendDraft {
@@ -29,6 +42,11 @@ export interface FrontendDraft {
   idleTimeoutMs?: number;
   retries?: number;
   holdDownMs?: number;
+  peekTimeoutMs?: number;
+  insertCookie?: string;
+  keyModule?: string;
+  pools?: PoolConfig[];
+  routes?: RouteRule[];
 }
 
 /** Fills in every default (config/defaults.ts) for a frontend draft. */
@@ -45,13 +63,21 @@ export function frontendWithDefaults(d: FrontendDraft): FrontendConfig {
     idleTimeoutMs: d.idleTimeoutMs ?? D.IDLE_TIMEOUT_MS,
     retries: d.retries ?? D.RETRIES,
     holdDownMs: d.holdDownMs ?? D.HOLD_DOWN_MS,
+    peekTimeoutMs: d.peekTimeoutMs ?? D.PEEK_TIMEOUT_MS,
+    ...(d.insertCookie === undefined ? {} : { insertCookie: d.insertCookie }),
+    ...(d.keyModule === undefined ? {} : { keyModule: d.keyModule }),
+    pools: d.pools ?? [],
+    routes: d.routes ?? [],
   };
 }
 
 const FRONTEND_KEYS = [
   'name', 'listen', 'backends', 'affinity', 'balance', 'affinity-timeout', 'affinity-max-entries',
-  'connect-timeout', 'idle-timeout', 'retries', 'hold-down',
+  'connect-timeout', 'idle-timeout', 'retries', 'hold-down', 'peek-timeout', 'insert-cookie', 'key-module',
+  'pools', 'routes',
 ] as const;
+const POOL_KEYS = ['backends', 'balance'] as const;
+const ROUTE_KEYS = ['pool', 'protocol', 'sni', 'alpn', 'http-host'] as const;
 const TOP_KEYS = ['frontends', 'log-level', 'grace'] as const;
 const BACKEND_KEYS = ['name', 'host', 'port', 'weight', 'backup'] as const;
 
@@ -129,6 +155,80 @@ function backendFromObject(o: Record<string, unknown>, at: string, issues: Confi
   return scalar(text, at, parseBackend, issues);
 }
 
+function backendList(v: unknown, at: string, issues: ConfigIssue[]): BackendSpec[] {
+  const backends: BackendSpec[] = [];
+  listOf(v).forEach((b, i) => {
+    const path = Array.isArray(v) ? `${at}[${String(i)}]` : at;
+    const spec = isRecord(b) ? backendFromObject(b, path, issues) : scalar(b, path, parseBackend, issues);
+    if (spec) backends.push(spec);
+  });
+  return backends;
+}
+
+/** `pools: { NAME: { backends: [...], balance: … } }`. */
+function poolsFrom(v: unknown, at: string, issues: ConfigIssue[]): PoolConfig[] {
+  if (!isRecord(v)) {
+    issues.push({ path: at, message: `expected a mapping of pool names to pools, got ${describe(v)}` });
+    return [];
+  }
+  const pools: PoolConfig[] = [];
+  for (const [name, p] of Object.entries(v)) {
+    const here = `${at}.${name}`;
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(name)) issues.push({ path: here, message: 'a pool name is letters, digits, "_", ".", "-"' });
+    if (!isRecord(p)) {
+      issues.push({ path: here, message: `expected a mapping with backends, got ${describe(p)}` });
+      continue;
+    }
+    unknownKeys(p, POOL_KEYS, here, issues);
+    const backends = p['backends'] === undefined ? [] : backendList(p['backends'], `${here}.backends`, issues);
+    const balance = p['balance'] === undefined ? 'hash' : (scalar(p['balance'], `${here}.balance`, parseBalance, issues) ?? 'hash');
+    pools.push({ name, backends, balance });
+  }
+  return pools;
+}
+
+/** `routes: [ { pool, protocol?, sni?, alpn?, http-host? } ]`. */
+function routesFrom(v: unknown, at: string, issues: ConfigIssue[]): RouteRule[] {
+  if (!Array.isArray(v)) {
+    issues.push({ path: at, message: `expected a list of routes, got ${describe(v)}` });
+    return [];
+  }
+  const routes: RouteRule[] = [];
+  v.forEach((r, i) => {
+    const here = `${at}[${String(i)}]`;
+    if (!isRecord(r)) {
+      issues.push({ path: here, message: `expected a mapping, got ${describe(r)}` });
+      return;
+    }
+    unknownKeys(r, ROUTE_KEYS, here, issues);
+    const pool = r['pool'];
+    if (typeof pool !== 'string') {
+      issues.push({ path: `${here}.pool`, message: `expected a pool name, got ${describe(pool)}` });
+      return;
+    }
+    let rule: RouteRule = { pool };
+    const protocol = r['protocol'];
+    if (protocol !== undefined) {
+      const p = PEEK_PROTOCOLS.find((x) => x === protocol);
+      if (p === undefined) issues.push({ path: `${here}.protocol`, message: `expected one of ${PEEK_PROTOCOLS.join(', ')}, got ${describe(protocol)}` });
+      else rule = { ...rule, protocol: p satisfies PeekProtocol };
+    }
+    const sni = r['sni'] === undefined ? undefined : scalar(r['sni'], `${here}.sni`, parseHostPattern, issues);
+    if (sni !== undefined) rule = { ...rule, sni };
+    const host = r['http-host'] === undefined ? undefined : scalar(r['http-host'], `${here}.http-host`, parseHostPattern, issues);
+    if (host !== undefined) rule = { ...rule, httpHost: host };
+    if (r['alpn'] !== undefined) {
+      if (typeof r['alpn'] === 'string' && r['alpn'] !== '') rule = { ...rule, alpn: r['alpn'] };
+      else issues.push({ path: `${here}.alpn`, message: `expected a protocol name such as h2, got ${describe(r['alpn'])}` });
+    }
+    if (rule.protocol === undefined && rule.sni === undefined && rule.alpn === undefined && rule.httpHost === undefined) {
+      issues.push({ path: here, message: 'a route needs at least one of protocol, sni, alpn, http-host' });
+    }
+    routes.push(rule);
+  });
+  return routes;
+}
+
 function frontendFromObject(o: Record<string, unknown>, at: string, issues: ConfigIssue[]): FrontendConfig {
   unknownKeys(o, FRONTEND_KEYS, at, issues);
   const d: FrontendDraft = {};
@@ -144,15 +244,7 @@ function frontendFromObject(o: Record<string, unknown>, at: string, issues: Conf
     });
     d.listen = listen;
   }
-  if (o['backends'] !== undefined) {
-    const backends: BackendSpec[] = [];
-    listOf(o['backends']).forEach((b, i) => {
-      const path = Array.isArray(o['backends']) ? `${at}.backends[${String(i)}]` : `${at}.backends`;
-      const v = isRecord(b) ? backendFromObject(b, path, issues) : scalar(b, path, parseBackend, issues);
-      if (v) backends.push(v);
-    });
-    d.backends = backends;
-  }
+  if (o['backends'] !== undefined) d.backends = backendList(o['backends'], `${at}.backends`, issues);
   if (o['affinity'] !== undefined) {
     const a = Array.isArray(o['affinity']) ? o['affinity'].map(String).join(',') : o['affinity'];
     set('affinity', scalar(a, `${at}.affinity`, parseAffinityChain, issues));
@@ -168,6 +260,14 @@ function frontendFromObject(o: Record<string, unknown>, at: string, issues: Conf
     set('affinityMaxEntries', scalar(o['affinity-max-entries'], `${at}.affinity-max-entries`, parseCount(1, 100_000_000), issues));
   }
   if (o['retries'] !== undefined) set('retries', scalar(o['retries'], `${at}.retries`, parseCount(0, D.MAX_RETRIES), issues));
+  set('peekTimeoutMs', dur('peek-timeout'));
+  if (o['insert-cookie'] !== undefined) set('insertCookie', scalar(o['insert-cookie'], `${at}.insert-cookie`, parseCookieName, issues));
+  if (o['key-module'] !== undefined) {
+    if (typeof o['key-module'] === 'string' && o['key-module'] !== '') d.keyModule = o['key-module'];
+    else issues.push({ path: `${at}.key-module`, message: `expected a file path, got ${describe(o['key-module'])}` });
+  }
+  if (o['pools'] !== undefined) d.pools = poolsFrom(o['pools'], `${at}.pools`, issues);
+  if (o['routes'] !== undefined) d.routes = routesFrom(o['routes'], `${at}.routes`, issues);
   return frontendWithDefaults(d);
 }
 

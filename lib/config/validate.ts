@@ -65,6 +65,26 @@ function checkFrontend(fe: FrontendConfig, at: string, issues: ConfigIssue[]): v
     }
   });
 
+  const poolNames = new Set(['default']);
+  fe.pools.forEach((p) => {
+    const here = `${at}.pools.${p.name}`;
+    if (poolNames.has(p.name)) issues.push({ path: here, message: `duplicate pool name "${p.name}" ("default" is the frontend's own backends)` });
+    poolNames.add(p.name);
+    if (p.backends.length === 0) issues.push({ path: `${here}.backends`, message: 'at least one backend is required' });
+    else if (p.backends.every((b) => b.backup)) issues.push({ path: `${here}.backends`, message: 'every backend is marked backup; at least one must be a primary' });
+    const seen = new Set<string>();
+    p.backends.forEach((b, i) => {
+      if (seen.has(b.name)) issues.push({ path: `${here}.backends[${String(i)}]`, message: `duplicate backend name "${b.name}"` });
+      seen.add(b.name);
+    });
+  });
+  fe.routes.forEach((r, i) => {
+    if (!poolNames.has(r.pool)) issues.push({ path: `${at}.routes[${String(i)}].pool`, message: `no pool named "${r.pool}"` });
+  });
+  if (fe.insertCookie !== undefined && fe.affinity.some((s) => s.kind === 'http-cookie' && s.name === fe.insertCookie)) {
+    issues.push({ path: `${at}.insert-cookie`, message: `"${fe.insertCookie}" is also an http-cookie key; tether's inserted cookie needs a name of its own` });
+  }
+
   const positive: readonly [string, number][] = [
     ['affinity-timeout', fe.affinityTimeoutMs],
     ['connect-timeout', fe.connectTimeoutMs],

@@ -3,6 +3,7 @@
 // other side's reads; tether buffers at most a highWaterMark per direction) and hands each
 // Buffer through untouched (no per-chunk copy). Half-close passes through: a FIN from one side
 // becomes end() on the other, whose reverse direction keeps flowing (sockets are allowHalfOpen).
+import { Buffer } from 'node:buffer';
 import type net from 'node:net';
 import { errorCode, type Termination, type TerminationCause } from '../errors.js';
 
@@ -49,12 +50,71 @@ export interface Splice {
 }
 
 /**
+ * Rewrites the backend's first bytes (an HTTP response head): given everything received so
+ * far, either "not yet" or the bytes to send instead. Must answer done by its own byte cap.
+ */
+export type HeadRewriter = (received: Buffer) => { readonly done: false } | { readonly done: true; readonly out: Buffer };
+
+export interface SpliceOptions {
+  /** Silence in both directions after which both sides are closed. */
+  readonly idleMs: number;
+  /** Sees the backend's bytes as they pass (no delay, no copy) until it returns true. */
+  readonly watchBackend?: (received: Buffer) => boolean;
+  /** Holds the backend's first bytes until this says done, and sends its output instead. */
+  readonly rewriteHead?: HeadRewriter;
+}
+
+/** Feeds `socket`'s bytes to `watch` (accumulated) until it returns true; pipe() keeps flowing. */
+function tap(socket: net.Socket, watch: (received: Buffer) => boolean): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const onData = (chunk: Buffer): void => {
+    chunks.push(chunk);
+    size += chunk.length;
+    if (watch(chunks.length === 1 ? chunk : Buffer.concat(chunks, size))) socket.off('data', onData);
+  };
+  socket.on('data', onData);
+  socket.once('close', () => socket.off('data', onData));
+}
+
+/**
+ * Collects the backend's first bytes until `rewrite` is done, writes its output to the client,
+ * then pipes the rest. An end before that passes on what was received, unchanged.
+ */
+function pipeWithHead(backend: net.Socket, client: net.Socket, rewrite: HeadRewriter): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const stop = (): void => {
+    backend.off('data', onData);
+    backend.off('end', onEnd);
+  };
+  const onData = (chunk: Buffer): void => {
+    chunks.push(chunk);
+    size += chunk.length;
+    const r = rewrite(Buffer.concat(chunks, size));
+    if (!r.done) return;
+    stop();
+    backend.pause();
+    client.write(r.out);
+    backend.pipe(client);
+  };
+  const onEnd = (): void => {
+    stop();
+    if (size > 0) client.write(Buffer.concat(chunks, size));
+    client.end();
+  };
+  backend.on('data', onData);
+  backend.once('end', onEnd);
+}
+
+/**
  * Starts splicing `client` ↔ `backend` after writing `prelude` to the backend. Both sockets
  * must be connected and not yet flowing. `idleMs` of silence in both directions closes both
  * (the client socket's timer sees every byte either way, since every byte is read from or
  * written to it). Never throws; the result's termination names who ended it.
  */
-export function splice(client: net.Socket, backend: net.Socket, prelude: readonly Buffer[], idleMs: number): Splice {
+export function splice(client: net.Socket, backend: net.Socket, prelude: readonly Buffer[], opts: SpliceOptions): Splice {
+  const idleMs = opts.idleMs;
   let cause: TerminationCause | undefined;
   let code: string | undefined;
   let stage: Termination['stage'] = 'pipe';
@@ -101,7 +161,9 @@ export function splice(client: net.Socket, backend: net.Socket, prelude: readonl
     };
     for (const chunk of prelude) backend.write(chunk);
     client.pipe(backend);
-    backend.pipe(client);
+    if (opts.rewriteHead) pipeWithHead(backend, client, opts.rewriteHead);
+    else backend.pipe(client);
+    if (opts.watchBackend) tap(backend, opts.watchBackend);
     client.resume();
   });
   return { done, cut: () => { cut(); } };

@@ -1,25 +1,39 @@
-// Stage 4, pure (time is passed in). Place a client: an affinity-table hit whose backend may
-// still take clients wins; otherwise the balance policy chooses and the key is pinned.
+// Stage 4, pure (time is passed in). Place a client by walking the chain's lookups in order:
+// a route naming a backend, then an affinity-table hit whose backend may still take clients,
+// then (for a plain key) the balance policy, pinning the key. No decisive lookup: un-keyed.
 import type { AffinityTable } from './affinity-table.js';
 import type { Balancer } from './balance.js';
 import type { Backend, Pool } from './pool.js';
+
+/** One lookup of the chain (see affinity/chain.ts Lookup; repeated here so place stays leaf). */
+export interface PlaceLookup {
+  readonly kind: string;
+  readonly tableKey: string;
+  /** Counts only on a table hit (tls-session, tls-ticket). */
+  readonly learned: boolean;
+  /** A backend named by the key itself (cookie route suffix). */
+  readonly route?: string;
+}
 
 export interface PlaceRequest {
   readonly table: AffinityTable;
   readonly pool: Pool;
   readonly balancer: Balancer;
-  /** The affinity table's form of the key (see affinity/chain.ts tableKey), or undefined. */
-  readonly key: string | undefined;
+  readonly lookups: readonly PlaceLookup[];
   readonly nowMs: number;
   /** Backends already tried for this client. */
   readonly exclude: ReadonlySet<string>;
+  /** A backend the client named itself (tether's inserted cookie), tried first. */
+  readonly named?: string;
 }
 
 export interface Placement {
   readonly backend: Backend;
-  /** `table`: an existing entry; `balance`: a new choice (pinned if keyed). */
-  readonly via: 'table' | 'balance';
-  /** For `balance` on a keyed client: the backend the stale entry pointed at, if any. */
+  /** `route`: named by the client; `table`: an existing entry; `balance`: a new choice. */
+  readonly via: 'route' | 'table' | 'balance';
+  /** The lookup that decided (undefined: un-keyed, or named by the inserted cookie). */
+  readonly lookup?: PlaceLookup;
+  /** For `balance` on a key: the backend its stale entry pointed at, if any. */
   readonly moved?: string;
 }
 
@@ -31,17 +45,25 @@ export interface Placement {
 export function place(req: PlaceRequest): Placement | undefined {
   const candidates = req.pool.candidates(req.nowMs, req.exclude);
   if (candidates.length === 0) return undefined;
-  let moved: string | undefined;
-  if (req.key !== undefined) {
-    const pinned = req.table.get(req.key, req.nowMs);
-    if (pinned !== undefined) {
-      const backend = candidates.find((b) => b.name === pinned);
-      if (backend) return { backend, via: 'table' };
-      moved = pinned;
-    }
+  const usable = (name: string): Backend | undefined => candidates.find((b) => b.name === name);
+  if (req.named !== undefined) {
+    const b = usable(req.named);
+    if (b) return { backend: b, via: 'route' };
   }
-  const backend = req.balancer.pick(candidates, req.key);
-  if (backend === undefined) return undefined;
-  if (req.key !== undefined) req.table.set(req.key, backend.name, req.nowMs);
-  return moved === undefined ? { backend, via: 'balance' } : { backend, via: 'balance', moved };
+  for (const lookup of req.lookups) {
+    if (lookup.route !== undefined) {
+      const b = usable(lookup.route);
+      if (b) return { backend: b, via: 'route', lookup };
+    }
+    const pinned = req.table.get(lookup.tableKey, req.nowMs);
+    const hit = pinned === undefined ? undefined : usable(pinned);
+    if (hit) return { backend: hit, via: 'table', lookup };
+    if (lookup.learned) continue;
+    const backend = req.balancer.pick(candidates, lookup.tableKey);
+    if (backend === undefined) return undefined;
+    req.table.set(lookup.tableKey, backend.name, req.nowMs);
+    return pinned === undefined ? { backend, via: 'balance', lookup } : { backend, via: 'balance', lookup, moved: pinned };
+  }
+  const backend = req.balancer.pick(candidates, undefined);
+  return backend === undefined ? undefined : { backend, via: 'balance' };
 }

@@ -15,7 +15,8 @@ import {
 
 const LISTEN_SYNTAX = 'HOST:PORT or HOST:PORT-PORT ([::1]:PORT for IPv6)';
 const BACKEND_SYNTAX = '[NAME=]HOST[:PORT][,weight=N][,backup]';
-const AFFINITY_SYNTAX = 'a comma list of: none, source[/V4BITS[/V6BITS]]';
+const AFFINITY_SYNTAX =
+  'a comma list of: none, source[/V4BITS[/V6BITS]], sni, tls-session, tls-ticket, http-host, http-header:NAME, http-cookie:NAME, url-param:NAME, xmpp-to, key-module';
 const DURATION_SYNTAX = 'a duration such as 500ms, 30s, 10m, 1h (a bare number is milliseconds)';
 
 /** Asserts that `parse(input)` throws commander's InvalidArgumentError (with `message`, if given). */
@@ -188,7 +189,7 @@ t.test('parseAffinityChain', (t) => {
   for (const input of [
     '',
     'None',
-    'sni',
+    'snow',
     'source/',
     'source//64',
     'source/24/',
@@ -200,7 +201,7 @@ t.test('parseAffinityChain', (t) => {
   ]) {
     rejects(t, parseAffinityChain, input);
   }
-  rejects(t, parseAffinityChain, 'sni', `expected ${AFFINITY_SYNTAX}, got "sni"`);
+  rejects(t, parseAffinityChain, 'snow', `expected ${AFFINITY_SYNTAX}, got "snow"`);
   rejects(t, parseAffinityChain, 'source/33', 'expected V4BITS in 0..32 in source/V4BITS/V6BITS, got "source/33"');
   rejects(
     t,

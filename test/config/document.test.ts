@@ -5,7 +5,7 @@ import type { FrontendConfig } from '../../lib/config/types.js';
 
 const BACKEND_SYNTAX = '[NAME=]HOST[:PORT][,weight=N][,backup]';
 const FRONTEND_FIELDS =
-  'name, listen, backends, affinity, balance, affinity-timeout, affinity-max-entries, connect-timeout, idle-timeout, retries, hold-down';
+  'name, listen, backends, affinity, balance, affinity-timeout, affinity-max-entries, connect-timeout, idle-timeout, retries, hold-down, peek-timeout, insert-cookie, key-module, pools, routes';
 
 /** The issues of `doc`, as `path: message` lines. */
 const issuesOf = (doc: unknown): string[] => configFromDocument(doc).issues.map((i) => `${i.path}: ${i.message}`);
@@ -21,6 +21,9 @@ const DEFAULTS = {
   idleTimeoutMs: D.IDLE_TIMEOUT_MS,
   retries: D.RETRIES,
   holdDownMs: D.HOLD_DOWN_MS,
+  peekTimeoutMs: D.PEEK_TIMEOUT_MS,
+  pools: [],
+  routes: [],
 } as const;
 
 t.test('a full document with two frontends builds the Config, defaults filled in', (t) => {
@@ -73,6 +76,9 @@ t.test('a full document with two frontends builds the Config, defaults filled in
         idleTimeoutMs: 7_200_000,
         retries: 0,
         holdDownMs: 1_500,
+        peekTimeoutMs: D.PEEK_TIMEOUT_MS,
+        pools: [],
+        routes: [],
       },
       {
         ...DEFAULTS,
@@ -152,7 +158,7 @@ t.test("a bad value is reported at its field, with the flag parser's message", (
           name: 'bad name',
           listen: ['127.0.0.1:1', '127.0.0.1:65536'],
           backends: ['a=127.0.0.1:1', 'b=127.0.0.1:1,weight=0'],
-          affinity: 'sni',
+          affinity: 'snow',
           balance: 'rr',
           'affinity-timeout': '10x',
           'affinity-max-entries': 0,
@@ -169,7 +175,7 @@ t.test("a bad value is reported at its field, with the flag parser's message", (
       `frontends[0].name: expected a name of letters, digits, '_', '.', '-', got "bad name"`,
       'frontends[0].listen[1]: expected ports 1-65535 in HOST:PORT or HOST:PORT-PORT ([::1]:PORT for IPv6), got "127.0.0.1:65536"',
       `frontends[0].backends[1]: expected weight=N with N in 1..1000 in ${BACKEND_SYNTAX}, got "b=127.0.0.1:1,weight=0"`,
-      'frontends[0].affinity: expected a comma list of: none, source[/V4BITS[/V6BITS]], got "sni"',
+      'frontends[0].affinity: expected a comma list of: none, source[/V4BITS[/V6BITS]], sni, tls-session, tls-ticket, http-host, http-header:NAME, http-cookie:NAME, url-param:NAME, xmpp-to, key-module, got "snow"',
       'frontends[0].balance: expected one of hash, roundrobin, leastconn, random2, got "rr"',
       'frontends[0].affinity-timeout: expected a duration such as 500ms, 30s, 10m, 1h (a bare number is milliseconds), got "10x"',
       'frontends[0].connect-timeout: expected a string or number, got boolean true',

@@ -24,7 +24,14 @@ function setup(specs: readonly BackendSpec[]) {
   const table = new AffinityTable(60_000, 100_000);
   const balancer = createBalancer('hash', seededRng(1));
   const at = (key: string | undefined, exclude: ReadonlySet<string> = NONE): Placement | undefined =>
-    place({ table, pool, balancer, key, nowMs: clock.now(), exclude });
+    place({
+      table,
+      pool,
+      balancer,
+      lookups: key === undefined ? [] : [{ kind: 'test', tableKey: key, learned: false }],
+      nowMs: clock.now(),
+      exclude,
+    });
   const backend = (name: string): Backend => pool.get(name)!;
   return { clock, pool, table, at, backend };
 }

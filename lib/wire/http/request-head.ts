@@ -82,13 +82,11 @@ export function parseRequestHead(prelude: Buffer, maxBytes = MAX_REQUEST_HEAD_BY
     if (!plausiblePrefix(text.slice(0, 32))) return notMine('not an HTTP request line');
     return prelude.length >= maxBytes ? notMine('request line too long') : NEED_MORE;
   }
-  let end = text.indexOf('\r\n\r\n');
-  let endLen = 4;
-  const lf = text.indexOf('\n\n');
-  if (lf >= 0 && (end < 0 || lf < end)) {
-    end = lf;
-    endLen = 2;
-  }
+  // The empty line is LF, optional CR, LF: a bare LF ends a line and a CR before it is dropped
+  // (RFC 9112 §2.2), so LF-terminated header lines followed by CRLF end the head too.
+  const blank = /\n\r?\n/.exec(text);
+  const end = blank ? blank.index : -1;
+  const endLen = blank ? blank[0].length : 0;
   const requestLine = text.slice(0, firstLineEnd).replace(/\r$/, '');
   const parts = requestLine.split(' ');
   const [method, target, version] = parts;

@@ -1,0 +1,79 @@
+// Stage 6, pure. Learn affinity keys from the backend's answer (HAProxy's stick store-response):
+// TLS session IDs and ticket key names from the ServerHello flight, HTTP session cookies from
+// the first response head, and tether's own inserted cookie. Each function returns a callback
+// for splice's watchBackend / rewriteHead; `pin` records a table key for the chosen backend.
+import { Buffer } from 'node:buffer';
+import { ticketKeyName } from '../affinity/chain.js';
+import { parseResponseHead } from '../wire/http/response-head.js';
+import { MAX_REQUEST_HEAD_BYTES } from '../wire/http/request-head.js';
+import type { ClientHello } from '../wire/tls/client-hello.js';
+import { MAX_SERVER_FLIGHT_BYTES, TLS13, parseServerFlight } from '../wire/tls/server-hello.js';
+
+export type Pin = (kind: string, value: string) => void;
+
+/**
+ * Watches the backend's TLS flight. With `session`: a TLS ≤ 1.2 ServerHello with a non-empty
+ * session ID pins `tls-session` (a TLS 1.3 legacy_session_id_echo is the client's random
+ * value, never pinned). With `ticket`: pins the key_name of a ticket the backend accepted (TLS
+ * 1.2 resumption echoing the client's session ID, or the TLS 1.3 PSK identity it selected) and
+ * of every TLS 1.2 NewSessionTicket sent in the clear. Stops at the first non-handshake record.
+ */
+export function tlsLearner(hello: ClientHello, want: { session: boolean; ticket: boolean }, pin: Pin): (received: Buffer) => boolean {
+  const pinned = new Set<string>();
+  const once = (kind: string, value: string): void => {
+    if (pinned.has(`${kind}\u0000${value}`)) return;
+    pinned.add(`${kind}\u0000${value}`);
+    pin(kind, value);
+  };
+  return (received) => {
+    const r = parseServerFlight(received, MAX_SERVER_FLIGHT_BYTES);
+    if (r.kind === 'need-more') return received.length >= MAX_SERVER_FLIGHT_BYTES;
+    if (r.kind === 'not-mine') return true;
+    const { hello: sh, newTickets, complete } = r.value;
+    if (sh.helloRetry) return true;
+    if (want.session && sh.version < TLS13 && sh.sessionId !== '') once('tls-session', sh.sessionId);
+    if (want.ticket) {
+      if (sh.version < TLS13 && hello.ticket !== undefined && hello.sessionId !== '' && sh.sessionId === hello.sessionId) {
+        const n = ticketKeyName(hello.ticket);
+        if (n !== undefined) once('tls-ticket', n);
+      }
+      if (sh.version >= TLS13 && sh.selectedIdentity !== undefined) {
+        const id = hello.pskIdentities[sh.selectedIdentity];
+        const n = id === undefined ? undefined : ticketKeyName(id);
+        if (n !== undefined) once('tls-ticket', n);
+      }
+      for (const t of newTickets) {
+        const n = ticketKeyName(t);
+        if (n !== undefined) once('tls-ticket', n);
+      }
+    }
+    // TLS 1.3 encrypts everything after the ServerHello; TLS 1.2 may still send a
+    // NewSessionTicket in its second flight, so keep watching until a non-handshake record.
+    return complete || sh.version >= TLS13 || !want.ticket;
+  };
+}
+
+/**
+ * Handles the first HTTP response head: pins `http-cookie:NAME` for each cookie of `learn` that
+ * the response sets, and when `insert` is given adds `Set-Cookie: NAME=VALUE; Path=/; HttpOnly`
+ * after the status line. Anything that is not an HTTP/1.x response head passes unchanged.
+ */
+export function responseHeadRewriter(
+  learn: readonly string[],
+  insert: { readonly name: string; readonly value: string } | undefined,
+  pin: Pin,
+): (received: Buffer) => { done: false } | { done: true; out: Buffer } {
+  return (received) => {
+    const r = parseResponseHead(received, MAX_REQUEST_HEAD_BYTES);
+    if (r.kind === 'need-more') return received.length >= MAX_REQUEST_HEAD_BYTES ? { done: true, out: received } : { done: false };
+    if (r.kind === 'not-mine') return { done: true, out: received };
+    for (const name of learn) {
+      const v = r.value.setCookies.get(name);
+      if (v !== undefined && v !== '') pin(`http-cookie:${name}`, v);
+    }
+    if (!insert) return { done: true, out: received };
+    const line = Buffer.from(`Set-Cookie: ${insert.name}=${insert.value}; Path=/; HttpOnly\r\n`, 'latin1');
+    const at = r.value.statusLineEnd;
+    return { done: true, out: Buffer.concat([received.subarray(0, at), line, received.subarray(at)]) };
+  };
+}

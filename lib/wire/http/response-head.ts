@@ -1,0 +1,53 @@
+// HTTP/1.x response head → status and Set-Cookie pairs, plus where the head ends (so a header
+// can be inserted before it ends). Pure.
+//
+//   status-line = HTTP-version SP status-code SP [ reason-phrase ] CRLF   (RFC 9112 §4)
+//   Set-Cookie: name=value *( ";" attribute )                             (RFC 6265 §4.1)
+import type { Buffer } from 'node:buffer';
+import { NEED_MORE, match, notMine, type Parse } from '../parse.js';
+import { MAX_REQUEST_HEAD_BYTES } from './request-head.js';
+
+export interface ResponseHead {
+  readonly status: number;
+  /** Offset just after the status line's line end: where a new header line can go. */
+  readonly statusLineEnd: number;
+  /** Length of the whole head including the empty line. */
+  readonly headLength: number;
+  /** Cookies set by this response (name → value), first occurrence wins. */
+  readonly setCookies: ReadonlyMap<string, string>;
+}
+
+/**
+ * Parses the response head at the start of `bytes`. need-more until the empty line; not-mine
+ * when the bytes are not an HTTP/1.x response or the head exceeds `maxBytes`.
+ */
+export function parseResponseHead(bytes: Buffer, maxBytes = MAX_REQUEST_HEAD_BYTES): Parse<ResponseHead> {
+  const text = bytes.subarray(0, maxBytes).toString('latin1');
+  if (!'HTTP/1.'.startsWith(text.slice(0, 7)) && !text.startsWith('HTTP/1.')) return notMine('not an HTTP/1.x response');
+  const lineEnd = text.indexOf('\n');
+  if (lineEnd < 0) return bytes.length >= maxBytes ? notMine('status line too long') : NEED_MORE;
+  const m = /^HTTP\/1\.[01] (\d{3})(?: [^\r\n]*)?\r?$/.exec(text.slice(0, lineEnd));
+  if (!m?.[1]) return notMine('malformed status line');
+  let end = text.indexOf('\r\n\r\n');
+  let endLen = 4;
+  const lf = text.indexOf('\n\n');
+  if (lf >= 0 && (end < 0 || lf < end)) {
+    end = lf;
+    endLen = 2;
+  }
+  if (end < 0) return bytes.length >= maxBytes ? notMine(`response head exceeds ${String(maxBytes)} bytes`) : NEED_MORE;
+  const setCookies = new Map<string, string>();
+  for (const raw of text.slice(lineEnd + 1, end).split('\n')) {
+    const line = raw.replace(/\r$/, '');
+    const colon = line.indexOf(':');
+    if (colon <= 0 || line.slice(0, colon).trim().toLowerCase() !== 'set-cookie') continue;
+    const pair = (line.slice(colon + 1).split(';')[0] ?? '').trim();
+    const eq = pair.indexOf('=');
+    if (eq <= 0) continue;
+    const name = pair.slice(0, eq).trim();
+    let value = pair.slice(eq + 1).trim();
+    if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
+    if (!setCookies.has(name)) setCookies.set(name, value);
+  }
+  return match({ status: Number(m[1]), statusLineEnd: lineEnd + 1, headLength: end + endLen, setCookies });
+}

@@ -19,6 +19,7 @@ export const EVENTS = {
   acceptError: 'accept.error',
   internalError: 'internal.error',
   keyModuleError: 'key-module.error',
+  ticketKey: 'tls-ticket.learned',
   stopBegin: 'stop.begin',
   stopDone: 'stop.done',
   started: 'tether.started',

@@ -12,6 +12,7 @@ import { selectPool } from './place/route.js';
 import type { Clock, Rng } from './clock.js';
 import type { Config, FrontendConfig } from './config/types.js';
 import { dial } from './connect/dial.js';
+import { TICKET_PROBE_INTERVAL_MS, probeTicketKeyName } from './connect/ticket-probe.js';
 import type { Termination } from './errors.js';
 import type { Facts } from './facts.js';
 import { EVENTS, keyHash, type Logger } from './log.js';
@@ -50,6 +51,8 @@ export interface Frontend {
   /** Whether clients are peeked before placing (the chain, routes or insert-cookie need it). */
   readonly peeks: boolean;
   readonly keyFunction?: KeyFunction;
+  /** Stops the tls-ticket key discovery timer, if running. */
+  readonly stopProbes?: () => void;
   /** Open connections: client socket → a way to cut it. */
   readonly open: Map<net.Socket, () => void>;
 }
@@ -299,6 +302,29 @@ async function handleConnection(client: net.Socket, fe: Frontend, deps: Deps): P
   );
 }
 
+/** Discovers each backend's ticket key_name now and every TICKET_PROBE_INTERVAL_MS. */
+function startTicketProbes(config: FrontendConfig, pools: ReadonlyMap<string, PoolRuntime>, deps: Deps): () => void {
+  const round = (): void => {
+    for (const pr of pools.values()) {
+      for (const b of pr.pool.backends) {
+        const port = b.spec.port ?? config.listen[0]?.portLow;
+        if (port === undefined || port === 0) continue;
+        void probeTicketKeyName(b.spec.host, port, config.connectTimeoutMs).then((keyName) => {
+          if (keyName === undefined) return;
+          pr.table.set(tableKey({ kind: 'tls-ticket', value: keyName }), b.name, deps.clock.now());
+          deps.logger.debug({ event: EVENTS.ticketKey, frontend: config.name, pool: pr.name, backend: b.name, hash: keyHash(keyName) }, 'ticket key learned');
+        });
+      }
+    }
+  };
+  round();
+  const timer = setInterval(round, TICKET_PROBE_INTERVAL_MS);
+  timer.unref();
+  return () => {
+    clearInterval(timer);
+  };
+}
+
 function poolRuntime(name: string, backends: FrontendConfig['backends'], balance: FrontendConfig['balance'], config: FrontendConfig, deps: Deps): PoolRuntime {
   return {
     name,
@@ -348,6 +374,7 @@ async function startFrontend(config: FrontendConfig, deps: Deps): Promise<Fronte
       );
     },
   );
+  const probes = config.affinity.some((st) => st.kind === 'tls-ticket') ? startTicketProbes(config, pools, deps) : undefined;
   const fe: Frontend = {
     config,
     listeners,
@@ -356,6 +383,7 @@ async function startFrontend(config: FrontendConfig, deps: Deps): Promise<Fronte
     pools,
     peeks,
     ...(keyFunction === undefined ? {} : { keyFunction }),
+    ...(probes === undefined ? {} : { stopProbes: probes }),
     open,
   };
   feRef.fe = fe;
@@ -380,6 +408,7 @@ export async function startTether(config: Config, deps: Deps): Promise<Tether> {
   return {
     frontends,
     async stop(graceMs: number): Promise<void> {
+      for (const f of frontends) f.stopProbes?.();
       await Promise.all(frontends.map((f) => closeListeners(f.listeners)));
       const openCount = (): number => frontends.reduce((n, f) => n + f.open.size, 0);
       deps.logger.info({ event: EVENTS.stopBegin, open: openCount(), graceMs }, 'stopping: listeners closed');

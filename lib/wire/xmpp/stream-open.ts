@@ -28,20 +28,21 @@ function unescape(v: string): string {
  * stream element; not-mine for anything else or past `maxBytes`.
  */
 export function parseStreamOpen(prelude: Buffer, maxBytes = MAX_STREAM_OPEN_BYTES): Parse<StreamOpen> {
-  const text = prelude.subarray(0, maxBytes).toString('utf8');
+  // Streaming decode holds back a trailing partial UTF-8 sequence instead of turning it into
+  // U+FFFD, so a prelude cut inside a multi-byte character (e.g. a leading byte order mark,
+  // which TextDecoder also drops) reads as "more to come", not as a stray character.
+  const text = new TextDecoder().decode(prelude.subarray(0, maxBytes), { stream: true });
   let at = text.search(/\S/);
   if (at < 0) return prelude.length >= maxBytes ? notMine('only white space') : NEED_MORE;
   if (text[at] !== '<') return notMine('does not start with <');
   if (text.startsWith('<?', at)) {
+    // Only the XML declaration: RFC 6120 §11.1 forbids other processing instructions.
+    if (!text.startsWith('<?xml'.slice(0, text.length - at), at)) return notMine('not an XML declaration');
     const declEnd = text.indexOf('?>', at);
-    if (declEnd < 0) {
-      const decl = '<?xml'.slice(0, text.length - at);
-      if (!text.startsWith(decl, at) && !text.slice(at).startsWith('<?xml')) return notMine('not an XML declaration');
-      return prelude.length >= maxBytes ? notMine('XML declaration too long') : NEED_MORE;
-    }
+    if (declEnd < 0) return prelude.length >= maxBytes ? notMine('XML declaration too long') : NEED_MORE;
     at = declEnd + 2;
     const next = text.slice(at).search(/\S/);
-    if (next < 0) return NEED_MORE;
+    if (next < 0) return prelude.length >= maxBytes ? notMine('only white space after the XML declaration') : NEED_MORE;
     at += next;
   }
   const rest = text.slice(at);

@@ -210,9 +210,11 @@ export function parseCookieName(text: string): string {
 
 /** Parses a host pattern for routes: `mail.example.com` or `*.example.com`; lower-cased. */
 export function parseHostPattern(text: string): string {
-  const t = text.trim().toLowerCase();
+  // SNI and Host are compared without their trailing dot (client-hello.ts, request-head.ts), so
+  // the pattern drops it too: `mail.example.com.` would otherwise never match.
+  const t = text.trim().toLowerCase().replace(/\.$/, '');
   const bare = t.startsWith('*.') ? t.slice(2) : t;
-  if (!isHost(bare) || bare.includes(':')) fail('a host name or *.domain', text);
+  if (!isHost(bare) || bare.includes(':') || bare.endsWith('.')) fail('a host name or *.domain', text);
   return t;
 }
 

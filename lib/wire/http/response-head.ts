@@ -28,13 +28,11 @@ export function parseResponseHead(bytes: Buffer, maxBytes = MAX_REQUEST_HEAD_BYT
   if (lineEnd < 0) return bytes.length >= maxBytes ? notMine('status line too long') : NEED_MORE;
   const m = /^HTTP\/1\.[01] (\d{3})(?: [^\r\n]*)?\r?$/.exec(text.slice(0, lineEnd));
   if (!m?.[1]) return notMine('malformed status line');
-  let end = text.indexOf('\r\n\r\n');
-  let endLen = 4;
-  const lf = text.indexOf('\n\n');
-  if (lf >= 0 && (end < 0 || lf < end)) {
-    end = lf;
-    endLen = 2;
-  }
+  // The empty line is LF, optional CR, LF (as in request-head.ts): a bare LF ends a line and a
+  // CR before it is dropped (RFC 9112 §2.2), so LF-terminated lines followed by CRLF end the head.
+  const blank = /\n\r?\n/.exec(text);
+  const end = blank ? blank.index : -1;
+  const endLen = blank ? blank[0].length : 0;
   if (end < 0) return bytes.length >= maxBytes ? notMine(`response head exceeds ${String(maxBytes)} bytes`) : NEED_MORE;
   const setCookies = new Map<string, string>();
   for (const raw of text.slice(lineEnd + 1, end).split('\n')) {

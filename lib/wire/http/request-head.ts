@@ -121,7 +121,7 @@ export function parseRequestHead(prelude: Buffer, maxBytes = MAX_REQUEST_HEAD_BY
   const q = target.indexOf('?');
   const path = q < 0 ? target : target.slice(0, q);
   const query = new Map<string, string>();
-  if (q >= 0) params(target.slice(q + 1).split('#')[0] ?? '', '&', query);
+  if (q >= 0) params(target.slice(q + 1).replace(/#.*/s, ''), '&', query);
   const pathParams = new Map<string, string>();
   for (const segment of path.split('/')) {
     const semi = segment.indexOf(';');

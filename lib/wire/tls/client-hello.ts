@@ -119,7 +119,7 @@ export function parseClientHelloBody(body: Buffer): Parse<ClientHello> {
         case EXT_SUPPORTED_VERSIONS: {
           const list = data.vector8();
           supportedVersions = [];
-          while (list && list.remaining >= 2) supportedVersions.push(list.u16() ?? 0);
+          for (let v = list?.u16(); v !== undefined; v = list?.u16()) supportedVersions.push(v);
           break;
         }
         default:
@@ -157,8 +157,10 @@ export function parseClientHello(prelude: Buffer, maxBytes = MAX_CLIENT_HELLO_BY
     case 'end':
       return notMine('handshake record ended before a ClientHello');
     case 'not-tls':
+      /* c8 ignore next */
       return notMine(scan.reason ?? 'not TLS');
     case 'too-large':
+      /* c8 ignore next */
       return notMine(scan.reason ?? 'ClientHello too large');
   }
 }

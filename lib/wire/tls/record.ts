@@ -83,7 +83,8 @@ export function scanHandshake(buf: Buffer, maxBytes: number): HandshakeScan {
     if (available < length) break;
     pos += RECORD_HEADER + length;
   }
-  const stream = fragments.length === 1 ? (fragments[0] ?? Buffer.alloc(0)) : Buffer.concat(fragments);
+  // One fragment is the common case; concat then returns a copy, which is fine at ≤ 16 KiB.
+  const stream = Buffer.concat(fragments);
   const messages: HandshakeMessage[] = [];
   let at = 0;
   while (stream.length >= at + 4) {

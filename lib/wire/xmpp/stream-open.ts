@@ -20,7 +20,7 @@ export interface StreamOpen {
 const XML_ENTITIES: Readonly<Record<string, string>> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
 
 function unescape(v: string): string {
-  return v.replace(/&(amp|lt|gt|quot|apos);/g, (_m, e: string) => XML_ENTITIES[e] ?? '');
+  return v.replace(/&(amp|lt|gt|quot|apos);/g, (m, e: string) => XML_ENTITIES[e] ?? /* c8 ignore next */ m);
 }
 
 /**

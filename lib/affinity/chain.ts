@@ -119,7 +119,9 @@ export function chainNeedsPeek(chain: readonly AffinityStep[]): boolean {
   for (const step of chain) {
     // A source key is always present: nothing after it is ever consulted.
     if (step.kind === 'source' || step.kind === 'none') return false;
-    if (step.kind !== 'key-module') return true;
+    // Every other kind reads them, key-module included: its input carries the peeked
+    // protocol, sni, alpn, http and xmppTo, which are absent unless tether peeks.
+    return true;
   }
   return false;
 }

@@ -4,6 +4,7 @@ import ipaddr from 'ipaddr.js';
 import type { ConfigIssue } from '../errors.js';
 import type { Config, FrontendConfig, ListenSpec } from './types.js';
 import { MAX_PORT_RANGE } from './defaults.js';
+import { formatAffinityStep } from '../cli/flags.js';
 
 function isWildcard(host: string): boolean {
   return host === '0.0.0.0' || host === '::' || host === '0:0:0:0:0:0:0:0';
@@ -98,7 +99,9 @@ function checkFrontend(fe: FrontendConfig, at: string, issues: ConfigIssue[]): v
   if (chain.length > 1 && chain.some((s) => s.kind === 'none')) {
     issues.push({ path: `${at}.affinity`, message: '"none" cannot be combined with other key kinds' });
   }
-  const kinds = chain.map((s) => s.kind);
+  // Named kinds may repeat with other names (url-param:a,url-param:b); a second source never
+  // matters, since a source key is always present.
+  const kinds = chain.map((s) => (s.kind === 'source' ? 'source' : formatAffinityStep(s)));
   if (new Set(kinds).size !== kinds.length) {
     issues.push({ path: `${at}.affinity`, message: 'a key kind appears twice in the chain' });
   }

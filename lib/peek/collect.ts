@@ -44,8 +44,15 @@ export function peek(client: net.Socket, limits: PeekLimits): Promise<PeekResult
     };
     const decide = (final: boolean, stop: 'verdict' | 'timeout' | 'cap' | 'eof'): void => {
       const all = chunks.length === 1 ? (chunks[0] ?? Buffer.alloc(0)) : Buffer.concat(chunks, size);
-      const v = sniff(all, final);
-      if (v.done) finish({ ok: true, prelude: chunks, facts: v.facts, stop: final ? stop : 'verdict' });
+      // Ask without `final` first, so a match is reported as a verdict even at the cap; an
+      // "unknown" reached at the cap or deadline is reported as that stop.
+      const v = sniff(all, false);
+      if (v.done && (v.facts.protocol !== 'unknown' || !final)) {
+        finish({ ok: true, prelude: chunks, facts: v.facts, stop: 'verdict' });
+        return;
+      }
+      const last = final ? sniff(all, true) : v;
+      if (last.done) finish({ ok: true, prelude: chunks, facts: last.facts, stop });
     };
     const onData = (chunk: Buffer): void => {
       chunks.push(chunk);

@@ -56,17 +56,22 @@ export function tlsLearner(hello: ClientHello, want: { session: boolean; ticket:
 /**
  * Handles the first HTTP response head: pins `http-cookie:NAME` for each cookie of `learn` that
  * the response sets, and when `insert` is given adds `Set-Cookie: NAME=VALUE; Path=/; HttpOnly`
- * after the status line. Anything that is not an HTTP/1.x response head passes unchanged.
+ * after the status line. Interim 1xx heads before it pass at once, unchanged. Anything that is
+ * not an HTTP/1.x response head passes unchanged.
  */
 export function responseHeadRewriter(
   learn: readonly string[],
   insert: { readonly name: string; readonly value: string } | undefined,
   pin: Pin,
-): (received: Buffer) => { done: false } | { done: true; out: Buffer } {
+): (received: Buffer) => { done: false; pass?: number } | { done: true; out: Buffer } {
   return (received) => {
     const r = parseResponseHead(received, MAX_REQUEST_HEAD_BYTES);
     if (r.kind === 'need-more') return received.length >= MAX_REQUEST_HEAD_BYTES ? { done: true, out: received } : { done: false };
     if (r.kind === 'not-mine') return { done: true, out: received };
+    // An interim response (100 Continue, 103 Early Hints; RFC 9110 §15.2) precedes the real one:
+    // clients ignore its cookies, and one waiting for 100 Continue stalls if we hold it. 101
+    // Switching Protocols is final for this connection (a WebSocket handshake may set cookies).
+    if (r.value.status < 200 && r.value.status !== 101) return { done: false, pass: r.value.headLength };
     for (const name of learn) {
       const v = r.value.setCookies.get(name);
       if (v !== undefined && v !== '') pin(`http-cookie:${name}`, v);

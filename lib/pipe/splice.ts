@@ -52,8 +52,12 @@ export interface Splice {
 /**
  * Rewrites the backend's first bytes (an HTTP response head): given everything received so
  * far, either "not yet" or the bytes to send instead. Must answer done by its own byte cap.
+ * "Not yet" may pass on the first `pass` bytes now, unchanged (an interim 1xx head the client
+ * may be waiting for); it is then asked again with the bytes after them.
  */
-export type HeadRewriter = (received: Buffer) => { readonly done: false } | { readonly done: true; readonly out: Buffer };
+export type HeadRewriter = (
+  received: Buffer,
+) => { readonly done: false; readonly pass?: number } | { readonly done: true; readonly out: Buffer };
 
 export interface SpliceOptions {
   /** Silence in both directions after which both sides are closed. */
@@ -91,7 +95,15 @@ function pipeWithHead(backend: net.Socket, client: net.Socket, rewrite: HeadRewr
   const onData = (chunk: Buffer): void => {
     chunks.push(chunk);
     size += chunk.length;
-    const r = rewrite(Buffer.concat(chunks, size));
+    let r = rewrite(Buffer.concat(chunks, size));
+    // Each pass shortens what is held (pass > 0), so this ends.
+    while (!r.done && r.pass !== undefined && r.pass > 0) {
+      const held = Buffer.concat(chunks, size);
+      client.write(held.subarray(0, r.pass));
+      chunks.splice(0, chunks.length, held.subarray(r.pass));
+      size = held.length - r.pass;
+      r = rewrite(held.subarray(r.pass));
+    }
     if (!r.done) return;
     stop();
     backend.pause();

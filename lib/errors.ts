@@ -45,7 +45,7 @@ export type TerminationCause =
   | 'backend-timeout';
 
 /** The stage a connection was in when it ended. */
-export type TerminationStage = 'accept' | 'peek' | 'place' | 'connect' | 'pipe' | 'shutdown';
+export type TerminationStage = 'accept' | 'peek' | 'greet' | 'place' | 'connect' | 'pipe' | 'shutdown';
 
 /** The one record of why and where a connection ended; logged once in `conn.close`. */
 export interface Termination {

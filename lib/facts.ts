@@ -13,4 +13,6 @@ export interface Facts {
   readonly peek?: PeekFacts;
   /** The key computed by `--key-module`, if any. */
   readonly moduleKey?: string;
+  /** imap/pop3: the login's key (normalised user) and the directory's backend for it, if any. */
+  readonly login?: { readonly key: string; readonly backend?: string };
 }

@@ -20,6 +20,7 @@ export const EVENTS = {
   internalError: 'internal.error',
   keyModuleError: 'key-module.error',
   ticketKey: 'tls-ticket.learned',
+  directoryError: 'directory.error',
   stopBegin: 'stop.begin',
   stopDone: 'stop.done',
   started: 'tether.started',

@@ -1,6 +1,12 @@
 // Composition root, I/O. Builds the running frontends from a Config and carries each client
 // through the stages: accept → key → place → dial (with failover) → splice → one conn.close line.
-import type net from 'node:net';
+import { readFile } from 'node:fs/promises';
+import net from 'node:net';
+import tls from 'node:tls';
+import { UserDirectory, loginKey } from './affinity/directory.js';
+import { loginAtBackend, type BackendTls } from './connect/replay.js';
+import { converse, type ConverseOptions } from './greet/converse.js';
+import { MAX_BAD_BEFORE_LOGIN, MAX_COMMANDS_BEFORE_LOGIN, type Login } from './greet/dialogue.js';
 import { closeListeners, listenAll, type Listener } from './accept/listen.js';
 import { formatAddress } from './accept/port-range.js';
 import { chainLookups, chainNeedsPeek, tableKey, type Lookup } from './affinity/chain.js';
@@ -13,7 +19,7 @@ import type { Clock, Rng } from './clock.js';
 import type { Config, FrontendConfig } from './config/types.js';
 import { dial } from './connect/dial.js';
 import { TICKET_PROBE_INTERVAL_MS, probeTicketKeyName } from './connect/ticket-probe.js';
-import type { Termination } from './errors.js';
+import { TetherError, errorCode, type Termination } from './errors.js';
 import type { Facts } from './facts.js';
 import { EVENTS, keyHash, type Logger } from './log.js';
 import { splice, type Splice, type SpliceOptions } from './pipe/splice.js';
@@ -21,6 +27,9 @@ import { AffinityTable } from './place/affinity-table.js';
 import { createBalancer, type Balancer } from './place/balance.js';
 import { place, type Placement } from './place/place.js';
 import { Pool, type Backend } from './place/pool.js';
+
+/** Time for a backend's greeting, STARTTLS and login answer, on top of the connect timeout. */
+const BACKEND_LOGIN_EXTRA_MS = 10_000;
 
 /** How long a client we could not place or connect may linger before we drop it. */
 const REFUSE_LINGER_MS = 2_000;
@@ -40,6 +49,73 @@ export interface PoolRuntime {
   readonly backendNames: ReadonlySet<string>;
 }
 
+/** What an imap/pop3 frontend needs at run time. */
+export interface MailRuntime {
+  readonly converse: ConverseOptions;
+  readonly directory?: UserDirectory;
+  readonly backendLogin: { readonly protocol: 'imap' | 'pop3'; readonly backendTls: BackendTls; readonly timeoutMs: number };
+  readonly backendTlsOptions: (host: string) => tls.ConnectionOptions;
+}
+
+/** Reads the TLS files and the user map of an imap/pop3 frontend. Rejects with TETHER_ERR_CONFIG. */
+async function mailRuntime(config: FrontendConfig, deps: Deps): Promise<MailRuntime | undefined> {
+  const protocol = config.protocol;
+  if (protocol === 'auto') return undefined;
+  const m = config.mail;
+  const read = async (file: string, what: string): Promise<Buffer> => {
+    try {
+      return await readFile(file);
+    } catch (e) {
+      throw new TetherError('TETHER_ERR_CONFIG', `cannot read ${what} ${file}: ${errorCode(e) ?? String(e)}`, { cause: e });
+    }
+  };
+  let secureContext: tls.SecureContext | undefined;
+  if (m.tls !== 'none' && m.tlsCert !== undefined && m.tlsKey !== undefined) {
+    const [cert, key] = await Promise.all([read(m.tlsCert, '--tls-cert'), read(m.tlsKey, '--tls-key')]);
+    try {
+      secureContext = tls.createSecureContext({ cert, key });
+    } catch (e) {
+      throw new TetherError('TETHER_ERR_CONFIG', `--tls-cert/--tls-key: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    }
+  }
+  const ca = m.backendCa === undefined ? undefined : await read(m.backendCa, '--backend-ca');
+  let directory: UserDirectory | undefined;
+  if (m.userMap !== undefined || m.userLookup !== undefined) {
+    directory = new UserDirectory({
+      ...(m.userMap === undefined ? {} : { mapFile: m.userMap }),
+      ...(m.userLookup === undefined ? {} : { lookupUrl: m.userLookup }),
+      ttlMs: m.userCacheTtlMs,
+      clock: deps.clock,
+      onError: (what, err) => {
+        deps.logger.warn({ event: EVENTS.directoryError, frontend: config.name, source: what, err: err instanceof Error ? err.message : 'error' }, 'user directory failed');
+      },
+    });
+    try {
+      await directory.load();
+    } catch (e) {
+      throw new TetherError('TETHER_ERR_CONFIG', `cannot read --user-map ${m.userMap ?? ''}: ${errorCode(e) ?? String(e)}`, { cause: e });
+    }
+  }
+  return {
+    converse: {
+      protocol,
+      tls: m.tls,
+      ...(secureContext === undefined ? {} : { secureContext }),
+      requireTls: m.requireTls,
+      loginTimeoutMs: m.loginTimeoutMs,
+      maxCommands: MAX_COMMANDS_BEFORE_LOGIN,
+      maxBad: MAX_BAD_BEFORE_LOGIN,
+    },
+    ...(directory === undefined ? {} : { directory }),
+    backendLogin: { protocol, backendTls: m.backendTls, timeoutMs: config.connectTimeoutMs + BACKEND_LOGIN_EXTRA_MS },
+    backendTlsOptions: (host) => ({
+      rejectUnauthorized: m.backendVerify,
+      ...(ca === undefined ? {} : { ca }),
+      ...(net.isIP(host) === 0 ? { servername: host } : {}),
+    }),
+  };
+}
+
 /** One running frontend: its config, listeners, pools and open connections. */
 export interface Frontend {
   readonly config: FrontendConfig;
@@ -51,6 +127,8 @@ export interface Frontend {
   /** Whether clients are peeked before placing (the chain, routes or insert-cookie need it). */
   readonly peeks: boolean;
   readonly keyFunction?: KeyFunction;
+  /** imap/pop3 frontends: the greet stage's options, the user directory, backend login. */
+  readonly mail?: MailRuntime;
   /** Stops the tls-ticket key discovery timer, if running. */
   readonly stopProbes?: () => void;
   /** Open connections: client socket → a way to cut it. */
@@ -210,7 +288,9 @@ function learning(fe: Frontend, pr: PoolRuntime, facts: Facts, backend: Backend,
 }
 
 /** Handles one accepted client from accept to close. Never throws; resolves once it is closed. */
-async function handleConnection(client: net.Socket, fe: Frontend, deps: Deps): Promise<void> {
+async function handleConnection(raw: net.Socket, fe: Frontend, deps: Deps): Promise<void> {
+  // The client socket; imap/pop3 replace it with the TLS socket after implicit TLS or STARTTLS.
+  let client = raw;
   const conn = nextConnId++;
   const startedMs = deps.clock.now();
   const log = deps.logger;
@@ -229,7 +309,7 @@ async function handleConnection(client: net.Socket, fe: Frontend, deps: Deps): P
   const stopping = { cut: false };
   // A stop may cut the client while a stage awaits; read it through a call, not a narrowed field.
   const isCut = (): boolean => stopping.cut;
-  fe.open.set(client, () => {
+  fe.open.set(raw, () => {
     stopping.cut = true;
     client.destroy();
   });
@@ -238,8 +318,22 @@ async function handleConnection(client: net.Socket, fe: Frontend, deps: Deps): P
   let prelude: readonly Buffer[] = [];
   let pr = fe.pools.get('default');
   let peekStop: string | undefined;
+  let login: Login | undefined;
   if (facts.source === '') {
     outcome = { ...outcome, termination: { cause: 'client', stage: 'accept', code: firstError ?? 'gone' } };
+  } else if (fe.mail) {
+    const g = await converse(client, fe.mail.converse);
+    client = g.client;
+    if (g.ok) {
+      login = g.login;
+      if (g.leftover.length > 0) prelude = [g.leftover];
+      const key = loginKey(g.login.user, fe.config.mail.loginDomain);
+      const named = fe.mail.directory ? await fe.mail.directory.lookup(key) : undefined;
+      facts = { ...facts, login: named === undefined ? { key } : { key, backend: named } };
+    } else {
+      outcome = { ...outcome, termination: isCut() ? { cause: 'tether', stage: 'shutdown' } : g.termination, bytesIn: raw.bytesRead };
+      pr = undefined;
+    }
   } else if (fe.peeks) {
     const r = await peek(client, { timeoutMs: fe.config.peekTimeoutMs, maxBytes: MAX_PRELUDE_BYTES });
     if (r.ok) {
@@ -266,19 +360,35 @@ async function handleConnection(client: net.Socket, fe: Frontend, deps: Deps): P
       if (!client.destroyed) refuse(client);
       outcome = { termination: isCut() ? { cause: 'tether', stage: 'shutdown' } : c.termination, bytesIn: client.bytesRead, bytesOut: 0, tries: c.tries };
     } else {
+      let backendSocket: net.Socket | undefined = c.socket;
+      if (login && fe.mail) {
+        const bl = await loginAtBackend(c.socket, login, { ...fe.mail.backendLogin, tlsOptions: fe.mail.backendTlsOptions(c.backend.spec.host), now: () => deps.clock.now() });
+        if (bl.ok) {
+          backendSocket = bl.socket;
+          client.write(bl.toClient);
+        } else {
+          c.socket.destroy();
+          backendSocket = undefined;
+          c.backend.active--;
+          if (!client.destroyed) client.end(fe.config.protocol === 'imap' ? '* BYE Backend unavailable, try again later\r\n' : '-ERR Backend unavailable, try again later\r\n');
+          outcome = { termination: { cause: 'backend', stage: 'connect', code: bl.code }, backend: c.backend, via: c.via, bytesIn: raw.bytesRead, bytesOut: 0, tries: c.tries };
+        }
+      }
+      if (backendSocket) {
       client.off('error', preError);
-      const s: Splice = splice(client, c.socket, prelude, { idleMs: fe.config.idleTimeoutMs, ...learning(fe, pr, facts, c.backend, deps) });
+      const s: Splice = splice(client, backendSocket, prelude, { idleMs: fe.config.idleTimeoutMs, ...learning(fe, pr, facts, c.backend, deps) });
       fe.open.set(client, s.cut);
       if (isCut()) s.cut();
       const r = await s.done;
       c.backend.active--;
       outcome = { termination: r.termination, backend: c.backend, via: c.via, bytesIn: r.bytesIn, bytesOut: r.bytesOut, tries: c.tries };
       if (c.lookup) outcome.lookup = c.lookup;
+      }
     }
   } else if (stopping.cut && facts.source !== '') {
     outcome = { ...outcome, termination: { cause: 'tether', stage: 'shutdown' } };
   }
-  fe.open.delete(client);
+  fe.open.delete(raw);
   log.info(
     {
       event: EVENTS.connClose,
@@ -289,6 +399,9 @@ async function handleConnection(client: net.Socket, fe: Frontend, deps: Deps): P
       protocol: facts.peek?.protocol ?? null,
       peek: peekStop ?? null,
       pool: pr?.name ?? null,
+      // The login name is what mail operators search logs by; the password never leaves the
+      // replay buffers (see greet/).
+      user: facts.login?.key ?? null,
       backend: outcome.backend?.name ?? null,
       key: outcome.lookup ? { kind: outcome.lookup.kind, hash: keyHash(outcome.lookup.value) } : null,
       via: outcome.via ?? null,
@@ -341,6 +454,7 @@ async function startFrontend(config: FrontendConfig, deps: Deps): Promise<Fronte
   const pools = new Map<string, PoolRuntime>([['default', defaultPool]]);
   for (const p of config.pools) pools.set(p.name, poolRuntime(p.name, p.backends, p.balance, config, deps));
   const keyFunction = config.keyModule === undefined ? undefined : await loadKeyModule(config.keyModule);
+  const mail = await mailRuntime(config, deps);
   const peeks = chainNeedsPeek(config.affinity) || config.routes.length > 0 || config.insertCookie !== undefined;
   const open = new Map<net.Socket, () => void>();
   let lastAcceptErrorMs = -Infinity;
@@ -383,6 +497,7 @@ async function startFrontend(config: FrontendConfig, deps: Deps): Promise<Fronte
     pools,
     peeks,
     ...(keyFunction === undefined ? {} : { keyFunction }),
+    ...(mail === undefined ? {} : { mail }),
     ...(probes === undefined ? {} : { stopProbes: probes }),
     open,
   };

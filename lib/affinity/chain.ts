@@ -100,6 +100,8 @@ function lookupsFor(step: AffinityStep, facts: Facts, ctx: ChainContext): Lookup
     }
     case 'key-module':
       return facts.moduleKey === undefined || facts.moduleKey === '' ? [] : [lookup(kind, facts.moduleKey, false)];
+    case 'login':
+      return facts.login === undefined ? [] : [lookup(kind, facts.login.key, false, facts.login.backend)];
   }
 }
 
@@ -117,8 +119,9 @@ export function firstKey(chain: readonly AffinityStep[], facts: Facts): Affinity
 /** Whether the chain needs the peek stage (any step reads the client's first bytes). */
 export function chainNeedsPeek(chain: readonly AffinityStep[]): boolean {
   for (const step of chain) {
-    // A source key is always present: nothing after it is ever consulted.
-    if (step.kind === 'source' || step.kind === 'none') return false;
+    // A source key is always present: nothing after it is ever consulted. A login comes from
+    // the greet stage, not from peeking.
+    if (step.kind === 'source' || step.kind === 'none' || step.kind === 'login') return false;
     // Every other kind reads them, key-module included: its input carries the peeked
     // protocol, sni, alpn, http and xmppTo, which are absent unless tether peeks.
     return true;

@@ -10,7 +10,7 @@ import { LOG_LEVELS, type LogLevel } from '../log.js';
 const LISTEN_SYNTAX = 'HOST:PORT or HOST:PORT-PORT ([::1]:PORT for IPv6)';
 const BACKEND_SYNTAX = '[NAME=]HOST[:PORT][,weight=N][,backup]';
 const AFFINITY_SYNTAX =
-  'a comma list of: none, source[/V4BITS[/V6BITS]], sni, tls-session, tls-ticket, http-host, http-header:NAME, http-cookie:NAME, url-param:NAME, xmpp-to, key-module';
+  'a comma list of: none, source[/V4BITS[/V6BITS]], sni, tls-session, tls-ticket, http-host, http-header:NAME, http-cookie:NAME, url-param:NAME, xmpp-to, key-module, login';
 const DURATION_SYNTAX = 'a duration such as 500ms, 30s, 10m, 1h (a bare number is milliseconds)';
 
 function fail(expected: string, got: string): never {
@@ -110,7 +110,7 @@ export function parseBackend(text: string): BackendSpec {
   return { name: explicitName ?? defaultName, host: hp.host, port, weight, backup };
 }
 
-const SIMPLE_KINDS = ['sni', 'tls-session', 'tls-ticket', 'http-host', 'xmpp-to', 'key-module'] as const;
+const SIMPLE_KINDS = ['sni', 'tls-session', 'tls-ticket', 'http-host', 'xmpp-to', 'key-module', 'login'] as const;
 const NAMED_KINDS = ['http-header', 'http-cookie', 'url-param'] as const;
 
 /** Parses `--affinity CHAIN`: comma-separated key kinds tried in order. */
@@ -162,6 +162,7 @@ export function formatAffinityStep(step: AffinityStep): string {
     case 'http-host':
     case 'xmpp-to':
     case 'key-module':
+    case 'login':
       return step.kind;
   }
 }
@@ -200,6 +201,27 @@ export function parseLogLevel(text: string): LogLevel {
   const found = LOG_LEVELS.find((l) => l === text.trim());
   if (found === undefined) fail(`one of ${LOG_LEVELS.join(', ')}`, text);
   return found;
+}
+
+/** A parser accepting exactly one of `choices`. */
+export function parseChoice<T extends string>(choices: readonly T[]): (text: string) => T {
+  return (text: string) => {
+    const found = choices.find((c) => c === text.trim());
+    if (found === undefined) fail(`one of ${choices.join(', ')}`, text);
+    return found;
+  };
+}
+
+/** Parses `--user-lookup URL`: an http:// or https:// URL (tether adds `user=NAME`). */
+export function parseLookupUrl(text: string): string {
+  let u: URL;
+  try {
+    u = new URL(text.trim());
+  } catch {
+    fail('an http:// or https:// URL', text);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') fail('an http:// or https:// URL', text);
+  return u.toString();
 }
 
 /** Parses a cookie name (`--insert-cookie`), an RFC 6265 token. */
@@ -266,6 +288,32 @@ export const FLAG_TABLE: readonly FlagRow[] = [
     description: 'plain HTTP/1.x: add Set-Cookie NAME=<backend> to the first response of a client without it, and send requests carrying it to that backend' },
   { flags: '--key-module <FILE>', configKey: 'key-module', scope: 'frontend', repeatable: false,
     description: 'a JS module whose exported key(facts) returns the key-module key (string or undefined)' },
+  { flags: '--protocol <PROTOCOL>', configKey: 'protocol', scope: 'frontend', repeatable: false,
+    description: 'auto (peek at client-first protocols), imap or pop3 (tether greets the client and reads the login)', defaultText: 'auto' },
+  { flags: '--tls <MODE>', configKey: 'tls', scope: 'frontend', repeatable: false,
+    description: 'imap/pop3: TLS toward the client: none, starttls (STARTTLS/STLS offered) or implicit (993/995)', defaultText: 'none' },
+  { flags: '--tls-cert <FILE>', configKey: 'tls-cert', scope: 'frontend', repeatable: false,
+    description: 'imap/pop3: PEM certificate chain for --tls' },
+  { flags: '--tls-key <FILE>', configKey: 'tls-key', scope: 'frontend', repeatable: false,
+    description: 'imap/pop3: PEM private key for --tls' },
+  { flags: '--require-tls', configKey: 'require-tls', scope: 'frontend', repeatable: false,
+    description: 'imap/pop3: refuse logins in clear (LOGINDISABLED, PRIVACYREQUIRED)' },
+  { flags: '--backend-tls <MODE>', configKey: 'backend-tls', scope: 'frontend', repeatable: false,
+    description: 'imap/pop3: TLS toward the backend: none, starttls or tls', defaultText: 'none' },
+  { flags: '--backend-ca <FILE>', configKey: 'backend-ca', scope: 'frontend', repeatable: false,
+    description: 'imap/pop3: PEM CA bundle to verify backends (default: the system CAs)' },
+  { flags: '--backend-insecure', configKey: 'backend-insecure', scope: 'frontend', repeatable: false,
+    description: 'imap/pop3: do not verify backend certificates' },
+  { flags: '--user-map <FILE>', configKey: 'user-map', scope: 'frontend', repeatable: false,
+    description: 'imap/pop3: "user backend" lines placing users on backends; re-read when it changes' },
+  { flags: '--user-lookup <URL>', configKey: 'user-lookup', scope: 'frontend', repeatable: false,
+    description: 'imap/pop3: HTTP service answering GET URL?user=NAME with a backend name (404: unknown user)' },
+  { flags: '--user-cache-ttl <DURATION>', configKey: 'user-cache-ttl', scope: 'frontend', repeatable: false,
+    description: 'imap/pop3: how long a directory answer (found or not) is reused', defaultText: '1m' },
+  { flags: '--login-timeout <DURATION>', configKey: 'login-timeout', scope: 'frontend', repeatable: false,
+    description: 'imap/pop3: time from connect to a complete login', defaultText: '1m' },
+  { flags: '--login-domain <MODE>', configKey: 'login-domain', scope: 'frontend', repeatable: false,
+    description: 'imap/pop3: login key from user@domain: keep the domain, or strip it', defaultText: 'keep' },
   { flags: '--name <NAME>', configKey: 'name', scope: 'frontend', repeatable: false,
     description: 'frontend name used in logs', defaultText: 'default' },
   { flags: '--grace <DURATION>', configKey: 'grace', scope: 'global', repeatable: false,

@@ -23,7 +23,11 @@ import {
   parseLogLevel,
   parseName,
   parseCookieName,
+  parseChoice,
+  parseLookupUrl,
 } from './flags.js';
+import { BACKEND_TLS_MODES, CLIENT_TLS_MODES, FRONTEND_PROTOCOLS, LOGIN_DOMAIN_MODES } from '../config/types.js';
+import type { FrontendProtocol, MailConfig } from '../config/types.js';
 import { MAX_RETRIES } from '../config/defaults.js';
 
 interface RunOptions {
@@ -40,6 +44,19 @@ interface RunOptions {
   peekTimeout?: number;
   insertCookie?: string;
   keyModule?: string;
+  protocol?: FrontendProtocol;
+  tls?: MailConfig['tls'];
+  tlsCert?: string;
+  tlsKey?: string;
+  requireTls?: boolean;
+  backendTls?: MailConfig['backendTls'];
+  backendCa?: string;
+  backendInsecure?: boolean;
+  userMap?: string;
+  userLookup?: string;
+  userCacheTtl?: number;
+  loginTimeout?: number;
+  loginDomain?: MailConfig['loginDomain'];
   name?: string;
   grace?: number;
   logLevel?: LogLevel;
@@ -60,6 +77,17 @@ const PARSERS: Readonly<Record<string, (v: string) => unknown>> = {
   '--peek-timeout': parseDuration,
   '--insert-cookie': parseCookieName,
   '--key-module': (v) => v,
+  '--protocol': parseChoice(FRONTEND_PROTOCOLS),
+  '--tls': parseChoice(CLIENT_TLS_MODES),
+  '--tls-cert': (v) => v,
+  '--tls-key': (v) => v,
+  '--backend-tls': parseChoice(BACKEND_TLS_MODES),
+  '--backend-ca': (v) => v,
+  '--user-map': (v) => v,
+  '--user-lookup': parseLookupUrl,
+  '--user-cache-ttl': parseDuration,
+  '--login-timeout': parseDuration,
+  '--login-domain': parseChoice(LOGIN_DOMAIN_MODES),
   '--name': parseName,
   '--grace': parseDuration,
   '--log-level': parseLogLevel,
@@ -69,6 +97,11 @@ const PARSERS: Readonly<Record<string, (v: string) => unknown>> = {
 function addRunOptions(cmd: Command): Command {
   for (const row of FLAG_TABLE) {
     const long = row.flags.split(' ')[0] ?? row.flags;
+    if (!row.flags.includes('<')) {
+      // A switch (--require-tls): no argument to parse.
+      cmd.addOption(new Option(row.flags, row.description));
+      continue;
+    }
     const parse = PARSERS[long];
     if (parse === undefined) throw new TetherError('TETHER_ERR_INTERNAL', `no parser for ${long}`);
     const description = row.defaultText === undefined ? row.description : `${row.description} (default: ${row.defaultText})`;
@@ -81,7 +114,7 @@ function addRunOptions(cmd: Command): Command {
 }
 
 const FLAG_FOR_FIELD: Readonly<Record<string, string>> = { listen: '--listen', backends: '--backend', affinity: '--affinity', name: '--name' };
-const FLAG_FIELD_NAMES = new Set(['affinity-timeout', 'connect-timeout', 'idle-timeout', 'affinity-max-entries', 'retries', 'hold-down', 'peek-timeout', 'insert-cookie', 'key-module']);
+const FLAG_FIELD_NAMES = new Set(['affinity-timeout', 'connect-timeout', 'idle-timeout', 'affinity-max-entries', 'retries', 'hold-down', 'peek-timeout', 'insert-cookie', 'key-module', 'protocol', 'tls', 'require-tls', 'backend-tls', 'user-map', 'user-lookup', 'login-timeout', 'routes']);
 
 /** Renames `frontends[0].backends[1]` to `--backend #2` for configs built from flags. */
 function flagPath(path: string): string {
@@ -107,11 +140,28 @@ function configFromFlags(o: RunOptions): Config {
   if (o.peekTimeout !== undefined) d.peekTimeoutMs = o.peekTimeout;
   if (o.insertCookie !== undefined) d.insertCookie = o.insertCookie;
   if (o.keyModule !== undefined) d.keyModule = o.keyModule;
+  if (o.protocol !== undefined) d.protocol = o.protocol;
+  const mail: { -readonly [K in keyof MailConfig]?: MailConfig[K] } = {};
+  if (o.tls !== undefined) mail.tls = o.tls;
+  if (o.tlsCert !== undefined) mail.tlsCert = o.tlsCert;
+  if (o.tlsKey !== undefined) mail.tlsKey = o.tlsKey;
+  if (o.requireTls !== undefined) mail.requireTls = o.requireTls;
+  if (o.backendTls !== undefined) mail.backendTls = o.backendTls;
+  if (o.backendCa !== undefined) mail.backendCa = o.backendCa;
+  if (o.backendInsecure !== undefined) mail.backendVerify = !o.backendInsecure;
+  if (o.userMap !== undefined) mail.userMap = o.userMap;
+  if (o.userLookup !== undefined) mail.userLookup = o.userLookup;
+  if (o.userCacheTtl !== undefined) mail.userCacheTtlMs = o.userCacheTtl;
+  if (o.loginTimeout !== undefined) mail.loginTimeoutMs = o.loginTimeout;
+  if (o.loginDomain !== undefined) mail.loginDomain = o.loginDomain;
+  d.mail = mail;
   return { logLevel: o.logLevel ?? 'info', graceMs: o.grace ?? GRACE_MS, frontends: [frontendWithDefaults(d)] };
 }
 
 const FRONTEND_OPTION_KEYS = [
   'listen', 'backend', 'affinity', 'balance', 'affinityTimeout', 'affinityMaxEntries', 'connectTimeout', 'idleTimeout', 'retries', 'holdDown', 'peekTimeout', 'insertCookie', 'keyModule', 'name',
+  'protocol', 'tls', 'tlsCert', 'tlsKey', 'requireTls', 'backendTls', 'backendCa', 'backendInsecure', 'userMap', 'userLookup',
+  'userCacheTtl', 'loginTimeout', 'loginDomain',
 ] as const;
 
 /** Exit status for each error code: usage and config problems 2, start failures 1. */

@@ -44,3 +44,9 @@ export const PEEK_TIMEOUT_MS = 3_000;
 /** Bytes peek collects at most: 16 KiB holds any real ClientHello (post-quantum ~1.7 KB+) and
  *  HTTP head (caddy-l4's MaxMatchingBytes); the TLS record header is the extra 5. */
 export const MAX_PRELUDE_BYTES = 16 * 1024 + 5;
+
+/** Time a mail client has from connect to a complete login (Dovecot's login timeout is 1 min). */
+export const LOGIN_TIMEOUT_MS = 60_000;
+
+/** How long a user-directory answer (found or not found) is reused. */
+export const USER_CACHE_TTL_MS = 60_000;

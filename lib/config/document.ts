@@ -14,16 +14,20 @@ import {
   parseName,
   parseCookieName,
   parseHostPattern,
+  parseChoice,
+  parseLookupUrl,
 } from '../cli/flags.js';
 import * as D from './defaults.js';
-import { PEEK_PROTOCOLS } from './types.js';
+import { BACKEND_TLS_MODES, CLIENT_TLS_MODES, FRONTEND_PROTOCOLS, LOGIN_DOMAIN_MODES, PEEK_PROTOCOLS } from './types.js';
 import type {
   AffinityStep,
   BackendSpec,
   BalanceKind,
   Config,
   FrontendConfig,
+  FrontendProtocol,
   ListenSpec,
+  MailConfig,
   PeekProtocol,
   PoolConfig,
   RouteRule,
@@ -47,6 +51,26 @@ export interface FrontendDraft {
   keyModule?: string;
   pools?: PoolConfig[];
   routes?: RouteRule[];
+  protocol?: FrontendProtocol;
+  mail?: Partial<MailConfig>;
+}
+
+/** Fills the mail defaults. */
+export function mailWithDefaults(m: Partial<MailConfig> = {}): MailConfig {
+  return {
+    tls: m.tls ?? 'none',
+    ...(m.tlsCert === undefined ? {} : { tlsCert: m.tlsCert }),
+    ...(m.tlsKey === undefined ? {} : { tlsKey: m.tlsKey }),
+    requireTls: m.requireTls ?? false,
+    backendTls: m.backendTls ?? 'none',
+    ...(m.backendCa === undefined ? {} : { backendCa: m.backendCa }),
+    backendVerify: m.backendVerify ?? true,
+    ...(m.userMap === undefined ? {} : { userMap: m.userMap }),
+    ...(m.userLookup === undefined ? {} : { userLookup: m.userLookup }),
+    userCacheTtlMs: m.userCacheTtlMs ?? D.USER_CACHE_TTL_MS,
+    loginTimeoutMs: m.loginTimeoutMs ?? D.LOGIN_TIMEOUT_MS,
+    loginDomain: m.loginDomain ?? 'keep',
+  };
 }
 
 /** Fills in every default (config/defaults.ts) for a frontend draft. */
@@ -68,13 +92,16 @@ export function frontendWithDefaults(d: FrontendDraft): FrontendConfig {
     ...(d.keyModule === undefined ? {} : { keyModule: d.keyModule }),
     pools: d.pools ?? [],
     routes: d.routes ?? [],
+    protocol: d.protocol ?? 'auto',
+    mail: mailWithDefaults(d.mail),
   };
 }
 
 const FRONTEND_KEYS = [
   'name', 'listen', 'backends', 'affinity', 'balance', 'affinity-timeout', 'affinity-max-entries',
   'connect-timeout', 'idle-timeout', 'retries', 'hold-down', 'peek-timeout', 'insert-cookie', 'key-module',
-  'pools', 'routes',
+  'pools', 'routes', 'protocol', 'tls', 'tls-cert', 'tls-key', 'require-tls', 'backend-tls', 'backend-ca',
+  'backend-insecure', 'user-map', 'user-lookup', 'user-cache-ttl', 'login-timeout', 'login-domain',
 ] as const;
 const POOL_KEYS = ['backends', 'balance'] as const;
 const ROUTE_KEYS = ['pool', 'protocol', 'sni', 'alpn', 'http-host'] as const;
@@ -268,6 +295,40 @@ function frontendFromObject(o: Record<string, unknown>, at: string, issues: Conf
   }
   if (o['pools'] !== undefined) d.pools = poolsFrom(o['pools'], `${at}.pools`, issues);
   if (o['routes'] !== undefined) d.routes = routesFrom(o['routes'], `${at}.routes`, issues);
+  if (o['protocol'] !== undefined) set('protocol', scalar(o['protocol'], `${at}.protocol`, parseChoice(FRONTEND_PROTOCOLS), issues));
+  const mail: { -readonly [K in keyof MailConfig]?: MailConfig[K] } = {};
+  const choice = <T extends string>(key: string, choices: readonly T[]): T | undefined =>
+    o[key] === undefined ? undefined : scalar(o[key], `${at}.${key}`, parseChoice(choices), issues);
+  const file = (key: string): string | undefined => {
+    const v = o[key];
+    if (v === undefined) return undefined;
+    if (typeof v === 'string' && v !== '') return v;
+    issues.push({ path: `${at}.${key}`, message: `expected a file path, got ${describe(v)}` });
+    return undefined;
+  };
+  const bool = (key: string): boolean | undefined => {
+    const v = o[key];
+    if (v === undefined || typeof v === 'boolean') return v;
+    issues.push({ path: `${at}.${key}`, message: `expected true or false, got ${describe(v)}` });
+    return undefined;
+  };
+  const put = <K extends keyof MailConfig>(key: K, v: MailConfig[K] | undefined): void => {
+    if (v !== undefined) mail[key] = v;
+  };
+  put('tls', choice('tls', CLIENT_TLS_MODES));
+  put('tlsCert', file('tls-cert'));
+  put('tlsKey', file('tls-key'));
+  put('requireTls', bool('require-tls'));
+  put('backendTls', choice('backend-tls', BACKEND_TLS_MODES));
+  put('backendCa', file('backend-ca'));
+  const insecure = bool('backend-insecure');
+  if (insecure !== undefined) mail.backendVerify = !insecure;
+  put('userMap', file('user-map'));
+  if (o['user-lookup'] !== undefined) put('userLookup', scalar(o['user-lookup'], `${at}.user-lookup`, parseLookupUrl, issues));
+  put('userCacheTtlMs', dur('user-cache-ttl'));
+  put('loginTimeoutMs', dur('login-timeout'));
+  put('loginDomain', choice('login-domain', LOGIN_DOMAIN_MODES));
+  d.mail = mail;
   return frontendWithDefaults(d);
 }
 

@@ -18,6 +18,7 @@ export const AFFINITY_KINDS = [
   'url-param',
   'xmpp-to',
   'key-module',
+  'login',
 ] as const;
 export type AffinityKind = (typeof AFFINITY_KINDS)[number];
 
@@ -25,8 +26,35 @@ export type AffinityKind = (typeof AFFINITY_KINDS)[number];
 export type AffinityStep =
   | { readonly kind: 'none' }
   | { readonly kind: 'source'; readonly v4Bits: number; readonly v6Bits: number }
-  | { readonly kind: 'sni' | 'tls-session' | 'tls-ticket' | 'http-host' | 'xmpp-to' | 'key-module' }
+  | { readonly kind: 'sni' | 'tls-session' | 'tls-ticket' | 'http-host' | 'xmpp-to' | 'key-module' | 'login' }
   | { readonly kind: 'http-header' | 'http-cookie' | 'url-param'; readonly name: string };
+
+/** `--protocol`: `auto` peeks at client-first protocols; imap/pop3 greet the client first. */
+export const FRONTEND_PROTOCOLS = ['auto', 'imap', 'pop3'] as const;
+export type FrontendProtocol = (typeof FRONTEND_PROTOCOLS)[number];
+export const CLIENT_TLS_MODES = ['none', 'starttls', 'implicit'] as const;
+export type ClientTlsMode = (typeof CLIENT_TLS_MODES)[number];
+export const BACKEND_TLS_MODES = ['none', 'starttls', 'tls'] as const;
+export type BackendTlsMode = (typeof BACKEND_TLS_MODES)[number];
+export const LOGIN_DOMAIN_MODES = ['keep', 'strip'] as const;
+export type LoginDomainMode = (typeof LOGIN_DOMAIN_MODES)[number];
+
+/** Mail settings of an imap/pop3 frontend. */
+export interface MailConfig {
+  readonly tls: ClientTlsMode;
+  readonly tlsCert?: string;
+  readonly tlsKey?: string;
+  readonly requireTls: boolean;
+  readonly backendTls: BackendTlsMode;
+  readonly backendCa?: string;
+  /** Verify the backend's certificate (off with --backend-insecure). */
+  readonly backendVerify: boolean;
+  readonly userMap?: string;
+  readonly userLookup?: string;
+  readonly userCacheTtlMs: number;
+  readonly loginTimeoutMs: number;
+  readonly loginDomain: LoginDomainMode;
+}
 
 /** Protocols the peek stage tells apart (sslh-style port sharing). */
 export const PEEK_PROTOCOLS = ['tls', 'http', 'xmpp', 'ssh', 'unknown'] as const;
@@ -88,6 +116,8 @@ export interface FrontendConfig {
   /** Extra pools, chosen by `routes`; `backends`/`balance` above form the pool named `default`. */
   readonly pools: readonly PoolConfig[];
   readonly routes: readonly RouteRule[];
+  readonly protocol: FrontendProtocol;
+  readonly mail: MailConfig;
 }
 
 /** Everything one tether process runs. */

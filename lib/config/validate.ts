@@ -86,6 +86,8 @@ function checkFrontend(fe: FrontendConfig, at: string, issues: ConfigIssue[]): v
     issues.push({ path: `${at}.insert-cookie`, message: `"${fe.insertCookie}" is also an http-cookie key; tether's inserted cookie needs a name of its own` });
   }
 
+  checkMail(fe, at, issues);
+
   const positive: readonly [string, number][] = [
     ['affinity-timeout', fe.affinityTimeoutMs],
     ['connect-timeout', fe.connectTimeoutMs],
@@ -116,6 +118,42 @@ function family(host: string): 'v4' | 'v6' | 'name' {
  *  is dual-stack on Linux by default and takes both families. */
 function wildcardTakes(w: string, other: string): boolean {
   return family(w) === 'v6' || family(other) !== 'v6';
+}
+
+const PEEK_KINDS = new Set(['sni', 'tls-session', 'tls-ticket', 'http-host', 'http-header', 'http-cookie', 'url-param', 'xmpp-to']);
+
+/** Rules for imap/pop3 frontends (greet instead of peek) and their TLS and directory options. */
+function checkMail(fe: FrontendConfig, at: string, issues: ConfigIssue[]): void {
+  const m = fe.mail;
+  const mail = fe.protocol === 'imap' || fe.protocol === 'pop3';
+  const hasLogin = fe.affinity.some((s) => s.kind === 'login');
+  if (hasLogin && !mail) issues.push({ path: `${at}.affinity`, message: '"login" needs --protocol imap or pop3' });
+  if (mail) {
+    for (const s of fe.affinity) {
+      if (PEEK_KINDS.has(s.kind)) issues.push({ path: `${at}.affinity`, message: `"${s.kind}" reads the client's first bytes, but with --protocol ${fe.protocol} tether speaks first` });
+    }
+    if (fe.routes.length > 0) issues.push({ path: `${at}.routes`, message: `routes need --protocol auto (imap/pop3 do not peek)` });
+    if (fe.insertCookie !== undefined) issues.push({ path: `${at}.insert-cookie`, message: 'insert-cookie is for HTTP frontends' });
+  } else {
+    const mailOnly: [string, boolean][] = [
+      ['tls', m.tls !== 'none'],
+      ['require-tls', m.requireTls],
+      ['backend-tls', m.backendTls !== 'none'],
+      ['user-map', m.userMap !== undefined],
+      ['user-lookup', m.userLookup !== undefined],
+    ];
+    for (const [field, set] of mailOnly) {
+      if (set) issues.push({ path: `${at}.${field}`, message: 'only for --protocol imap or pop3' });
+    }
+  }
+  if (m.tls !== 'none' && (m.tlsCert === undefined || m.tlsKey === undefined)) {
+    issues.push({ path: `${at}.tls`, message: `--tls ${m.tls} needs --tls-cert and --tls-key` });
+  }
+  if (m.requireTls && m.tls === 'none') issues.push({ path: `${at}.require-tls`, message: 'needs --tls starttls or implicit' });
+  if ((m.userMap !== undefined || m.userLookup !== undefined) && !hasLogin) {
+    issues.push({ path: `${at}.affinity`, message: 'a user directory (--user-map, --user-lookup) needs "login" in the chain' });
+  }
+  if (m.loginTimeoutMs < 1) issues.push({ path: `${at}.login-timeout`, message: 'must be at least 1ms' });
 }
 
 function overlaps(a: ListenSpec, b: ListenSpec): boolean {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { configFromDocument, frontendWithDefaults } from '../../lib/config/document.js';
+import { configFromDocument, frontendWithDefaults, mailWithDefaults } from '../../lib/config/document.js';
 import * as D from '../../lib/config/defaults.js';
 import type { FrontendConfig } from '../../lib/config/types.js';
 
@@ -24,6 +24,8 @@ const DEFAULTS = {
   peekTimeoutMs: D.PEEK_TIMEOUT_MS,
   pools: [],
   routes: [],
+  protocol: 'auto',
+  mail: mailWithDefaults(),
 } as const;
 
 t.test('a full document with two frontends builds the Config, defaults filled in', (t) => {
@@ -79,6 +81,8 @@ t.test('a full document with two frontends builds the Config, defaults filled in
         peekTimeoutMs: D.PEEK_TIMEOUT_MS,
         pools: [],
         routes: [],
+        protocol: 'auto',
+        mail: mailWithDefaults(),
       },
       {
         ...DEFAULTS,

@@ -1,0 +1,121 @@
+// Stage 3, I/O. The user directory for `login` affinity (nginx mail's auth_http, Dovecot's
+// director/passdb "host" field, in small): a map file of "user backend" lines re-read when it
+// changes, and/or an HTTP service asked GET URL?user=NAME. Answers — a backend, or "not
+// found" (negative caching) — are reused for a TTL. A user found nowhere is placed by hashing.
+import { readFile, stat } from 'node:fs/promises';
+import type { Clock } from '../clock.js';
+
+/** Map-file lines are "user backend" (whitespace-separated); "#" starts a comment. */
+export function parseUserMap(text: string): Map<string, string> {
+  const map = new Map<string, string>();
+  for (const raw of text.split('\n')) {
+    const line = raw.replace(/#.*/, '').trim();
+    if (line === '') continue;
+    const [user, backend] = line.split(/\s+/);
+    if (user !== undefined && backend !== undefined && !map.has(user.toLowerCase())) map.set(user.toLowerCase(), backend);
+  }
+  return map;
+}
+
+/** How often the map file's modification time is checked, at most. */
+const MAP_CHECK_MS = 1_000;
+/** An HTTP lookup slower than this counts as "no answer" (not cached): placement goes on. */
+const LOOKUP_TIMEOUT_MS = 2_000;
+/** Cached answers kept at most (oldest dropped first). */
+const MAX_CACHE = 100_000;
+
+export interface DirectoryOptions {
+  readonly mapFile?: string;
+  readonly lookupUrl?: string;
+  readonly ttlMs: number;
+  readonly clock: Clock;
+  /** Reports a failed lookup (never with the user's password; the user name is fine). */
+  readonly onError: (what: string, err: unknown) => void;
+}
+
+export class UserDirectory {
+  private map = new Map<string, string>();
+  private mapMtimeMs = -1;
+  private lastCheckMs = -Infinity;
+  private readonly cache = new Map<string, { backend: string | undefined; expiresMs: number }>();
+
+  constructor(private readonly o: DirectoryOptions) {}
+
+  /** Reads the map file now; rejects when it cannot be read (a start-up error). */
+  async load(): Promise<void> {
+    if (this.o.mapFile === undefined) return;
+    const st = await stat(this.o.mapFile);
+    this.map = parseUserMap(await readFile(this.o.mapFile, 'utf8'));
+    this.mapMtimeMs = st.mtimeMs;
+    this.lastCheckMs = this.o.clock.now();
+  }
+
+  private async refreshMap(): Promise<void> {
+    const file = this.o.mapFile;
+    if (file === undefined) return;
+    const now = this.o.clock.now();
+    if (now - this.lastCheckMs < MAP_CHECK_MS) return;
+    this.lastCheckMs = now;
+    try {
+      const st = await stat(file);
+      if (st.mtimeMs === this.mapMtimeMs) return;
+      this.map = parseUserMap(await readFile(file, 'utf8'));
+      this.mapMtimeMs = st.mtimeMs;
+      this.cache.clear();
+    } catch (e) {
+      // Keep serving from the last good map; the operator sees the error in the log.
+      this.o.onError('user-map', e);
+    }
+  }
+
+  private async ask(user: string): Promise<{ backend: string | undefined } | undefined> {
+    const url = this.o.lookupUrl;
+    if (url === undefined) return { backend: undefined };
+    const u = new URL(url);
+    u.searchParams.set('user', user);
+    try {
+      const res = await fetch(u, { signal: AbortSignal.timeout(LOOKUP_TIMEOUT_MS) });
+      if (res.status === 404) return { backend: undefined };
+      if (!res.ok) {
+        this.o.onError('user-lookup', new Error(`HTTP ${String(res.status)}`));
+        return undefined;
+      }
+      const body = (await res.text()).trim().split(/\s+/)[0] ?? '';
+      return { backend: body === '' ? undefined : body };
+    } catch (e) {
+      this.o.onError('user-lookup', e);
+      return undefined;
+    }
+  }
+
+  /** The backend named for `user` (lower-cased key), or undefined when none is known. */
+  async lookup(user: string): Promise<string | undefined> {
+    await this.refreshMap();
+    const key = user.toLowerCase();
+    const fromMap = this.map.get(key);
+    if (fromMap !== undefined) return fromMap;
+    const now = this.o.clock.now();
+    const hit = this.cache.get(key);
+    if (hit && hit.expiresMs > now) return hit.backend;
+    const answer = await this.ask(key);
+    if (answer === undefined) return undefined;
+    this.cache.delete(key);
+    this.cache.set(key, { backend: answer.backend, expiresMs: now + this.o.ttlMs });
+    if (this.cache.size > MAX_CACHE) {
+      const oldest = this.cache.keys().next();
+      if (oldest.done !== true) this.cache.delete(oldest.value);
+    }
+    return answer.backend;
+  }
+}
+
+/**
+ * The `login` key for a user name: lower-cased (mail systems treat user names
+ * case-insensitively), and with `strip` the `@domain` part removed.
+ */
+export function loginKey(user: string, domain: 'keep' | 'strip'): string {
+  const u = user.trim().toLowerCase();
+  if (domain === 'keep') return u;
+  const at = u.lastIndexOf('@');
+  return at > 0 ? u.slice(0, at) : u;
+}

@@ -5,7 +5,7 @@ import type { FrontendConfig } from '../../lib/config/types.js';
 
 const BACKEND_SYNTAX = '[NAME=]HOST[:PORT][,weight=N][,backup]';
 const FRONTEND_FIELDS =
-  'name, listen, backends, affinity, balance, affinity-timeout, affinity-max-entries, connect-timeout, idle-timeout, retries, hold-down, peek-timeout, insert-cookie, key-module, pools, routes';
+  'name, listen, backends, affinity, balance, affinity-timeout, affinity-max-entries, connect-timeout, idle-timeout, retries, hold-down, peek-timeout, insert-cookie, key-module, pools, routes, protocol, tls, tls-cert, tls-key, require-tls, backend-tls, backend-ca, backend-insecure, user-map, user-lookup, user-cache-ttl, login-timeout, login-domain';
 
 /** The issues of `doc`, as `path: message` lines. */
 const issuesOf = (doc: unknown): string[] => configFromDocument(doc).issues.map((i) => `${i.path}: ${i.message}`);
@@ -179,7 +179,7 @@ t.test("a bad value is reported at its field, with the flag parser's message", (
       `frontends[0].name: expected a name of letters, digits, '_', '.', '-', got "bad name"`,
       'frontends[0].listen[1]: expected ports 1-65535 in HOST:PORT or HOST:PORT-PORT ([::1]:PORT for IPv6), got "127.0.0.1:65536"',
       `frontends[0].backends[1]: expected weight=N with N in 1..1000 in ${BACKEND_SYNTAX}, got "b=127.0.0.1:1,weight=0"`,
-      'frontends[0].affinity: expected a comma list of: none, source[/V4BITS[/V6BITS]], sni, tls-session, tls-ticket, http-host, http-header:NAME, http-cookie:NAME, url-param:NAME, xmpp-to, key-module, got "snow"',
+      'frontends[0].affinity: expected a comma list of: none, source[/V4BITS[/V6BITS]], sni, tls-session, tls-ticket, http-host, http-header:NAME, http-cookie:NAME, url-param:NAME, xmpp-to, key-module, login, got "snow"',
       'frontends[0].balance: expected one of hash, roundrobin, leastconn, random2, got "rr"',
       'frontends[0].affinity-timeout: expected a duration such as 500ms, 30s, 10m, 1h (a bare number is milliseconds), got "10x"',
       'frontends[0].connect-timeout: expected a string or number, got boolean true',

@@ -39,7 +39,7 @@ export function parseResponseHead(bytes: Buffer, maxBytes = MAX_REQUEST_HEAD_BYT
     const line = raw.replace(/\r$/, '');
     const colon = line.indexOf(':');
     if (colon <= 0 || line.slice(0, colon).trim().toLowerCase() !== 'set-cookie') continue;
-    const pair = (line.slice(colon + 1).split(';')[0] ?? '').trim();
+    const pair = line.slice(colon + 1).replace(/;.*/s, '').trim();
     const eq = pair.indexOf('=');
     if (eq <= 0) continue;
     const name = pair.slice(0, eq).trim();

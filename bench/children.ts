@@ -1,0 +1,118 @@
+// The bench's child processes: spawn, wait until ready (a JSON line, or a listening socket seen
+// in /proc), and stop. Every child is remembered until it has exited, so the bench can
+// kill exactly the processes it started (by PID) on any way out, errors and signals included.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { listeningPorts } from './proc-stats.js';
+
+export interface Child {
+  readonly name: string;
+  readonly pid: number;
+  readonly proc: ChildProcess;
+  /** Resolves once the process has exited (never rejects). */
+  readonly exited: Promise<void>;
+  /** Complete stdout lines seen so far (at most MAX_KEPT_LINES). */
+  readonly lines: string[];
+  stderr(): string;
+}
+
+/** Output kept per child: enough for a ready line and an error message, bounded for chatty ones. */
+const MAX_KEPT_LINES = 1_000;
+const MAX_KEPT_STDERR_CHARS = 16_000;
+
+const live = new Set<Child>();
+
+/**
+ * Starts `process.execPath args…` (a Node script) with stdout/stderr piped and kept. `stdin`
+ * 'pipe' lets a bench-owned child notice that the bench is gone (stdin ends) and exit.
+ */
+export function spawnNode(name: string, args: readonly string[], stdin: 'pipe' | 'ignore' = 'ignore'): Child {
+  const proc = spawn(process.execPath, [...args], { stdio: [stdin, 'pipe', 'pipe'] });
+  if (proc.pid === undefined) throw new Error(`${name}: spawn failed`);
+  const lines: string[] = [];
+  let pending = '';
+  let err = '';
+  proc.stdout?.on('data', (d: Buffer) => {
+    pending += d.toString();
+    let nl;
+    while ((nl = pending.indexOf('\n')) >= 0) {
+      if (lines.length < MAX_KEPT_LINES) lines.push(pending.slice(0, nl));
+      pending = pending.slice(nl + 1);
+    }
+  });
+  proc.stderr?.on('data', (d: Buffer) => {
+    if (err.length < MAX_KEPT_STDERR_CHARS) err += d.toString();
+  });
+  const exited = new Promise<void>((resolve) => {
+    proc.once('exit', () => {
+      resolve();
+    });
+  });
+  const child: Child = { name, pid: proc.pid, proc, exited, lines, stderr: () => err };
+  live.add(child);
+  void exited.then(() => live.delete(child));
+  return child;
+}
+
+function isRunning(child: Child): boolean {
+  return child.proc.exitCode === null && child.proc.signalCode === null;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls `probe` every 20 ms until it returns a value; rejects when `child` exits or after `timeoutMs`. */
+async function pollChild<T>(child: Child, what: string, timeoutMs: number, probe: () => T | undefined): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const v = probe();
+    if (v !== undefined) return v;
+    if (!isRunning(child)) throw new Error(`${child.name} (pid ${child.pid}) exited before ${what}: ${child.stderr()}`);
+    if (performance.now() > deadline) throw new Error(`${child.name} (pid ${child.pid}): no ${what} within ${timeoutMs} ms: ${child.stderr()}`);
+    await sleep(20);
+  }
+}
+
+/** Resolves with the first stdout line of `child` that parses as JSON and satisfies `pred`. */
+export function waitForJsonLine<T>(child: Child, pred: (v: unknown) => v is T, timeoutMs = 10_000): Promise<T> {
+  return pollChild(child, 'ready line', timeoutMs, () => {
+    for (const line of child.lines) {
+      let v: unknown;
+      try {
+        v = JSON.parse(line);
+      } catch {
+        continue; // not a JSON line: not the one we wait for
+      }
+      if (pred(v)) return v;
+    }
+    return undefined;
+  });
+}
+
+/** Waits until `child` listens on a TCP port and returns it. */
+export function waitForListenPort(child: Child, timeoutMs = 10_000): Promise<number> {
+  return pollChild(child, 'listening socket', timeoutMs, () => listeningPorts(child.pid)[0]);
+}
+
+/** SIGTERM `child` (by PID), wait up to `graceMs`, then SIGKILL and wait. Never rejects. */
+export async function stopChild(child: Child, graceMs = 3_000): Promise<void> {
+  if (!isRunning(child)) return child.exited;
+  child.proc.kill('SIGTERM');
+  const timer = setTimeout(() => {
+    if (isRunning(child)) child.proc.kill('SIGKILL');
+  }, graceMs);
+  await child.exited;
+  clearTimeout(timer);
+}
+
+/** Stops every child still running (in parallel). */
+export async function stopAll(): Promise<void> {
+  await Promise.all([...live].map((c) => stopChild(c)));
+}
+
+/** Synchronous last resort for process 'exit' and signals: SIGKILL each child still running. */
+export function killAllNow(): void {
+  for (const c of live) {
+    if (isRunning(c)) c.proc.kill('SIGKILL');
+  }
+}

@@ -1,0 +1,320 @@
+// Load generators, run in the bench process against 127.0.0.1:PORT (a backend directly, or a
+// proxy in front of it). Every loop stops at whichever comes first: its count or its time limit;
+// and every wait has a hard timer, so a stalled path ends the bench with an error, not a hang.
+import net from 'node:net';
+
+const HOST = '127.0.0.1';
+/** Client write size for bulk uploads (Node hands it to one write(2); the kernel splits it). */
+const UPLOAD_CHUNK_BYTES = 256 * 1024;
+/** Extra time after a loop's time limit for in-flight work to finish before it counts as stalled. */
+const STALL_GRACE_MS = 10_000;
+
+const uploadChunk = Buffer.alloc(UPLOAD_CHUNK_BYTES, 0x62);
+
+export const MIB = 1024 * 1024;
+
+function now(): number {
+  return performance.now();
+}
+
+/** Value at quantile `q` (0..1) of `samples`, nearest rank; NaN when empty. */
+export function quantile(samples: Float64Array, q: number): number {
+  if (samples.length === 0) return NaN;
+  const sorted = Float64Array.from(samples).sort();
+  const rank = Math.min(sorted.length, Math.max(1, Math.ceil(q * sorted.length)));
+  return sorted[rank - 1] ?? NaN;
+}
+
+export interface BulkResult {
+  /** Bytes that reached the far end (upload: counted by the sink; download: read by us). */
+  readonly bytes: number;
+  readonly elapsedMs: number;
+  readonly mibPerS: number;
+  /** False when the time limit cut some stream short of its byte count. */
+  readonly complete: boolean;
+}
+
+/** One upload stream: write up to `bytes` (or until `stopAtMs`), FIN, read the sink's count. */
+function uploadOne(port: number, bytes: number, stopAtMs: number): Promise<{ delivered: number; complete: boolean }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: HOST, port, allowHalfOpen: true });
+    let sent = 0;
+    let reply = Buffer.alloc(0);
+    let settled = false;
+    const settle = (err: Error | undefined, delivered = 0): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(stall);
+      socket.destroy();
+      if (err) reject(err);
+      else resolve({ delivered, complete: sent >= bytes && delivered >= bytes });
+    };
+    const stall = setTimeout(() => {
+      settle(new Error(`upload to port ${port}: no answer ${STALL_GRACE_MS} ms after the time limit`));
+    }, stopAtMs - now() + STALL_GRACE_MS);
+    socket.on('error', (e) => {
+      settle(e);
+    });
+    socket.on('data', (d: Buffer) => {
+      reply = Buffer.concat([reply, d]);
+      if (reply.length >= 8) settle(undefined, Number(reply.readBigUInt64BE(0)));
+    });
+    socket.on('end', () => {
+      settle(new Error(`upload to port ${port}: closed before the sink answered`));
+    });
+    const write = (): void => {
+      while (sent < bytes && now() < stopAtMs) {
+        const n = Math.min(UPLOAD_CHUNK_BYTES, bytes - sent);
+        sent += n;
+        if (!socket.write(n === UPLOAD_CHUNK_BYTES ? uploadChunk : uploadChunk.subarray(0, n))) {
+          socket.once('drain', write);
+          return;
+        }
+      }
+      socket.end();
+    };
+    socket.once('connect', write);
+  });
+}
+
+/**
+ * `streams` parallel connections each send `bytesPerStream` to the sink (or stop sending at
+ * `timeLimitMs`), half-close, and wait for the sink's count. Rate = bytes the sink counted /
+ * time from the first connect to the last answer.
+ */
+export async function bulkUpload(port: number, streams: number, bytesPerStream: number, timeLimitMs: number): Promise<BulkResult> {
+  const t0 = now();
+  const rs = await Promise.all(Array.from({ length: streams }, () => uploadOne(port, bytesPerStream, t0 + timeLimitMs)));
+  const elapsedMs = now() - t0;
+  const bytes = rs.reduce((n, r) => n + r.delivered, 0);
+  return { bytes, elapsedMs, mibPerS: bytes / MIB / (elapsedMs / 1000), complete: rs.every((r) => r.complete) };
+}
+
+/** One download stream: ask the source for `bytes`, read until its FIN (or until `stopAtMs`). */
+function downloadOne(port: number, bytes: number, stopAtMs: number): Promise<{ delivered: number; complete: boolean }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: HOST, port });
+    let received = 0;
+    let settled = false;
+    const settle = (err: Error | undefined): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(limit);
+      socket.destroy();
+      if (err) reject(err);
+      else resolve({ delivered: received, complete: received >= bytes });
+    };
+    // At the time limit the stream is cut; what arrived so far is the result.
+    const limit = setTimeout(() => {
+      settle(undefined);
+    }, stopAtMs - now());
+    socket.on('error', (e) => {
+      settle(e);
+    });
+    socket.on('data', (d: Buffer) => {
+      received += d.length;
+    });
+    socket.on('end', () => {
+      settle(received >= bytes ? undefined : new Error(`download from port ${port}: ended after ${received} of ${bytes} bytes`));
+    });
+    socket.once('connect', () => {
+      const request = Buffer.alloc(8);
+      request.writeBigUInt64BE(BigInt(bytes));
+      socket.write(request);
+    });
+  });
+}
+
+/** `streams` parallel connections each read `bytesPerStream` from the source, or until `timeLimitMs`. */
+export async function bulkDownload(port: number, streams: number, bytesPerStream: number, timeLimitMs: number): Promise<BulkResult> {
+  const t0 = now();
+  const rs = await Promise.all(Array.from({ length: streams }, () => downloadOne(port, bytesPerStream, t0 + timeLimitMs)));
+  const elapsedMs = now() - t0;
+  const bytes = rs.reduce((n, r) => n + r.delivered, 0);
+  return { bytes, elapsedMs, mibPerS: bytes / MIB / (elapsedMs / 1000), complete: rs.every((r) => r.complete) };
+}
+
+/** Connects, waits for the hello byte; resolves with the socket and the latency in ms. */
+function connectForHello(port: number, timeoutMs: number): Promise<{ socket: net.Socket; latencyMs: number }> {
+  return new Promise((resolve, reject) => {
+    const t = now();
+    const socket = net.connect({ host: HOST, port });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no hello byte within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onError = (e: Error): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(e);
+    };
+    socket.once('error', onError);
+    socket.once('data', () => {
+      const latencyMs = now() - t;
+      clearTimeout(timer);
+      socket.off('error', onError);
+      socket.pause();
+      resolve({ socket, latencyMs });
+    });
+  });
+}
+
+export interface ConnectResult {
+  readonly connections: number;
+  readonly errors: number;
+  /** First error's message, if any. */
+  readonly firstError: string | undefined;
+  readonly elapsedMs: number;
+  readonly perSecond: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+}
+
+/**
+ * `loops` concurrent loops of: connect, read the hello byte, close; until `maxConnections`
+ * have been started or `timeLimitMs` has passed. Latency is connect() to the first byte.
+ */
+export async function connectRate(port: number, loops: number, maxConnections: number, timeLimitMs: number): Promise<ConnectResult> {
+  const latencies = new Float64Array(maxConnections);
+  let started = 0;
+  let done = 0;
+  let errors = 0;
+  let firstError: string | undefined;
+  const t0 = now();
+  const stopAtMs = t0 + timeLimitMs;
+  const loop = async (): Promise<void> => {
+    while (started < maxConnections && now() < stopAtMs) {
+      started++;
+      try {
+        const { socket, latencyMs } = await connectForHello(port, STALL_GRACE_MS);
+        socket.destroy();
+        latencies[done++] = latencyMs;
+      } catch (e) {
+        errors++;
+        firstError ??= e instanceof Error ? e.message : String(e);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: loops }, loop));
+  const elapsedMs = now() - t0;
+  const samples = latencies.subarray(0, done);
+  return {
+    connections: done,
+    errors,
+    firstError,
+    elapsedMs,
+    perSecond: done / (elapsedMs / 1000),
+    p50Ms: quantile(samples, 0.5),
+    p99Ms: quantile(samples, 0.99),
+  };
+}
+
+export interface RoundTripResult {
+  readonly roundTrips: number;
+  readonly elapsedMs: number;
+  readonly perSecond: number;
+  readonly p50Us: number;
+  readonly p99Us: number;
+}
+
+function openEcho(port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: HOST, port, noDelay: true });
+    socket.once('error', reject);
+    socket.once('connect', () => {
+      socket.off('error', reject);
+      resolve(socket);
+    });
+  });
+}
+
+/**
+ * Opens `connections` persistent connections to the echo server; on each, sends `messageBytes`
+ * and waits for the whole echo before the next, until `maxRoundTrips` in all or `timeLimitMs`.
+ */
+export async function roundTrips(
+  port: number,
+  connections: number,
+  maxRoundTrips: number,
+  timeLimitMs: number,
+  messageBytes = 64,
+): Promise<RoundTripResult> {
+  const message = Buffer.alloc(messageBytes, 0x63);
+  const sockets = await Promise.all(Array.from({ length: connections }, () => openEcho(port)));
+  const latencies = new Float64Array(maxRoundTrips);
+  let started = 0;
+  let done = 0;
+  const t0 = now();
+  const stopAtMs = t0 + timeLimitMs;
+  const run = (socket: net.Socket): Promise<void> =>
+    new Promise((resolve, reject) => {
+      let got = 0;
+      let sentAt = 0;
+      const stall = setTimeout(() => {
+        reject(new Error(`round trips on port ${port}: no echo ${STALL_GRACE_MS} ms after the time limit`));
+      }, timeLimitMs + STALL_GRACE_MS);
+      const send = (): void => {
+        if (started >= maxRoundTrips || now() >= stopAtMs) {
+          clearTimeout(stall);
+          resolve();
+          return;
+        }
+        started++;
+        got = 0;
+        sentAt = now();
+        socket.write(message);
+      };
+      socket.on('error', (e) => {
+        clearTimeout(stall);
+        reject(e);
+      });
+      socket.on('data', (d: Buffer) => {
+        got += d.length;
+        if (got < messageBytes) return;
+        latencies[done++] = now() - sentAt;
+        send();
+      });
+      send();
+    });
+  try {
+    await Promise.all(sockets.map(run));
+  } finally {
+    for (const s of sockets) s.destroy();
+  }
+  const elapsedMs = now() - t0;
+  const samples = latencies.subarray(0, done);
+  return {
+    roundTrips: done,
+    elapsedMs,
+    perSecond: done / (elapsedMs / 1000),
+    p50Us: quantile(samples, 0.5) * 1000,
+    p99Us: quantile(samples, 0.99) * 1000,
+  };
+}
+
+/**
+ * Opens up to `count` connections to the hello server (`concurrency` at a time), each waiting
+ * for its hello byte, and returns them open and idle; stops early at `timeLimitMs`. The caller
+ * destroys them.
+ */
+export async function openIdle(port: number, count: number, concurrency: number, timeLimitMs: number): Promise<{ sockets: net.Socket[]; errors: number }> {
+  const sockets: net.Socket[] = [];
+  let started = 0;
+  let errors = 0;
+  const stopAtMs = now() + timeLimitMs;
+  const loop = async (): Promise<void> => {
+    while (started < count && now() < stopAtMs) {
+      started++;
+      try {
+        const { socket } = await connectForHello(port, STALL_GRACE_MS);
+        // A reset of an idle connection shows up as a missing socket in the count; nothing to do here.
+        socket.on('error', () => undefined);
+        sockets.push(socket);
+      } catch {
+        errors++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, loop));
+  return { sockets, errors };
+}

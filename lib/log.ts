@@ -26,12 +26,33 @@ export const EVENTS = {
   started: 'tether.started',
 } as const;
 
+/** Bytes of log lines gathered before a write. */
+const LOG_BATCH_BYTES = 4_096;
+/** Longest a log line waits in the batch. Start-up lines are flushed at once (see flushSoon). */
+const LOG_FLUSH_MS = 100;
+
+/** Writes out batched lines now (after start-up events that tests and operators wait for). */
+export function flushSoon(logger: Logger): void {
+  try {
+    logger.flush();
+  } catch {
+    // Nothing to flush into (a closed stdout): the lines are lost either way.
+  }
+}
+
 /**
  * Builds the root logger. Writes to `dest` (stdout by default) asynchronously;
  * call `flushLog` before exiting so no line is lost.
  */
 export function createLogger(level: LogLevel, dest?: DestinationStream): Logger {
-  const stream = dest ?? pino.destination({ dest: 1, sync: false });
+  // Lines are batched (up to LOG_BATCH_BYTES, flushed every LOG_FLUSH_MS): one write per
+  // conn.close line cost ~70 µs of CPU per connection in the bench (a futex + write each).
+  const stream = dest ?? pino.destination({ dest: 1, sync: false, minLength: LOG_BATCH_BYTES });
+  if (!dest) {
+    setInterval(() => {
+      (stream as { flush?: () => void }).flush?.();
+    }, LOG_FLUSH_MS).unref();
+  }
   return pino(
     {
       level,

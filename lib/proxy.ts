@@ -21,7 +21,7 @@ import { dial } from './connect/dial.js';
 import { TICKET_PROBE_INTERVAL_MS, probeTicketKeyName } from './connect/ticket-probe.js';
 import { TetherError, errorCode, type Termination } from './errors.js';
 import type { Facts } from './facts.js';
-import { EVENTS, keyHash, type Logger } from './log.js';
+import { EVENTS, flushSoon, keyHash, type Logger } from './log.js';
 import { splice, type Splice, type SpliceOptions } from './pipe/splice.js';
 import { AffinityTable } from './place/affinity-table.js';
 import { createBalancer, type Balancer } from './place/balance.js';
@@ -214,7 +214,10 @@ async function connectWithFailover(
       }
       if (r.ok) {
         b.total++;
-        if (pool.markUp(b)) log.info({ event: EVENTS.backendUp, frontend: config.name, pool: pr.name, backend: b.name }, 'backend up');
+        if (pool.markUp(b)) {
+          log.info({ event: EVENTS.backendUp, frontend: config.name, pool: pr.name, backend: b.name }, 'backend up');
+          flushSoon(log);
+        }
         const lookup = lookups.find((l) => l.tableKey === p.lookup?.tableKey);
         return lookup === undefined
           ? { socket: r.socket, backend: b, via: p.via, tries }
@@ -231,6 +234,8 @@ async function connectWithFailover(
       if (pool.markDown(b, deps.clock.now(), config.holdDownMs)) {
         log.warn({ event: EVENTS.backendDown, frontend: config.name, pool: pr.name, backend: b.name, code: r.code, holdDownMs: config.holdDownMs }, 'backend down');
       }
+      // Health events are rare and operators act on them: write them out now, not batched.
+      flushSoon(log);
     }
     return { termination: { cause: lastTimedOut ? 'backend-timeout' : 'backend', stage: 'connect', code: lastCode }, tries: config.retries + 1 };
   } finally {
@@ -333,6 +338,9 @@ async function handleConnection(raw: net.Socket, fe: Frontend, deps: Deps): Prom
     } else {
       outcome = { ...outcome, termination: isCut() ? { cause: 'tether', stage: 'shutdown' } : g.termination, bytesIn: raw.bytesRead };
       pr = undefined;
+      // converse only half-closes (BYE, FIN) and leaves the client paused: without this, a
+      // client that never closes its side would hold the connection past the login timeout.
+      if (!client.destroyed) refuse(client);
     }
   } else if (fe.peeks) {
     const r = await peek(client, { timeoutMs: fe.config.peekTimeoutMs, maxBytes: MAX_PRELUDE_BYTES });
@@ -370,14 +378,20 @@ async function handleConnection(raw: net.Socket, fe: Frontend, deps: Deps): Prom
           c.socket.destroy();
           backendSocket = undefined;
           c.backend.active--;
-          if (!client.destroyed) client.end(fe.config.protocol === 'imap' ? '* BYE Backend unavailable, try again later\r\n' : '-ERR Backend unavailable, try again later\r\n');
+          if (!client.destroyed) {
+            client.write(fe.config.protocol === 'imap' ? '* BYE Backend unavailable, try again later\r\n' : '-ERR Backend unavailable, try again later\r\n');
+            // As for a failed dial: FIN, drain, and drop the client after a short wait.
+            refuse(client);
+          }
           outcome = { termination: { cause: 'backend', stage: 'connect', code: bl.code }, backend: c.backend, via: c.via, bytesIn: raw.bytesRead, bytesOut: 0, tries: c.tries };
         }
       }
       if (backendSocket) {
       client.off('error', preError);
       const s: Splice = splice(client, backendSocket, prelude, { idleMs: fe.config.idleTimeoutMs, ...learning(fe, pr, facts, c.backend, deps) });
-      fe.open.set(client, s.cut);
+      // Keyed by the raw socket, as at accept: `client` may be the TLS socket (STARTTLS or
+      // implicit TLS), and only `raw` is deleted below; a TLS key would stay and hang stop().
+      fe.open.set(raw, s.cut);
       if (isCut()) s.cut();
       const r = await s.done;
       c.backend.active--;
@@ -389,6 +403,7 @@ async function handleConnection(raw: net.Socket, fe: Frontend, deps: Deps): Prom
     outcome = { ...outcome, termination: { cause: 'tether', stage: 'shutdown' } };
   }
   fe.open.delete(raw);
+  if (!log.isLevelEnabled('info')) return;
   log.info(
     {
       event: EVENTS.connClose,
@@ -508,6 +523,7 @@ async function startFrontend(config: FrontendConfig, deps: Deps): Promise<Fronte
       'listening',
     );
   }
+  flushSoon(deps.logger);
   return fe;
 }
 

@@ -8,8 +8,12 @@ import ipaddr from 'ipaddr.js';
  * key whichever listener it reached and the V4BITS mask applies to it.
  */
 export function sourceNetwork(address: string, v4Bits: number, v6Bits: number): string | undefined {
-  if (!ipaddr.isValid(address)) return undefined;
-  const addr = ipaddr.process(address);
+  let addr: ipaddr.IPv4 | ipaddr.IPv6;
+  try {
+    addr = ipaddr.process(address); // one parse; throws on anything that is not an address
+  } catch {
+    return undefined;
+  }
   const bits = addr.kind() === 'ipv4' ? v4Bits : v6Bits;
   const bytes = addr.toByteArray();
   for (let i = 0; i < bytes.length; i++) {

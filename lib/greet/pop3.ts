@@ -122,7 +122,8 @@ export class Pop3Greeter {
  */
 export function pop3BackendAnswer(line: string, expect: 'continue' | 'final'): BackendAnswer {
   if (expect === 'final') return 'final';
-  if (line.startsWith('+OK') || line === '+' || line.startsWith('+ ')) return 'continue';
+  // Lines arrive with their CRLF (connect/replay.ts): a bare "+" is "+\r\n".
+  if (line.startsWith('+OK') || /^\+( |\r?\n?$)/.test(line)) return 'continue';
   return 'final';
 }
 

@@ -9,6 +9,9 @@ const SOURCES = {
   'http-request-head': ['lib/wire/http/request-head.ts', 'lib/wire/parse.ts'],
   'http-response-head': ['lib/wire/http/response-head.ts'],
   'xmpp-stream-open': ['lib/wire/xmpp/stream-open.ts'],
+  'imap-command': ['lib/wire/imap/command.ts'],
+  'pop3-command': ['lib/wire/pop3/command.ts'],
+  'sasl-plain': ['lib/wire/sasl/plain.ts'],
 };
 export default (testFile) => {
   const m = /^test[/\\]wire[/\\](.+)\.test\.ts$/.exec(testFile);

@@ -1,7 +1,9 @@
 // One IMAP command from the client's bytes, with its literals. Pure; never throws on input.
 //
 //   command  = tag SP name [SP arg *(SP arg)] CRLF                     (RFC 9051 §9)
-//   arg      = atom / quoted / literal
+//   arg      = atom / quoted / literal / list
+//   list     = "(" ... ")"  — scanned to its matching ")" (quoted strings respected) and kept as
+//              its text; no literals inside before login
 //   quoted   = DQUOTE *(any CHAR except " and \, or \" or \\) DQUOTE
 //   literal  = "{" number ["+"] "}" CRLF *OCTET  — "{n}" is synchronizing: the client waits for
 //              our "+ " continuation before sending the octets; "{n+}" (LITERAL+, RFC 7888) is not.
@@ -12,6 +14,10 @@ import { Buffer } from 'node:buffer';
 export const MAX_IMAP_LINE = 8_192;
 /** Largest literal we accept before login: a user name or password, not a message. */
 export const MAX_IMAP_LITERAL = 8_192;
+/** Longest command, literals included: room for a LOGIN with two literals of MAX_IMAP_LITERAL
+ *  and a line of MAX_IMAP_LINE. Without it, a chain of LITERAL+ literals grows the buffer
+ *  without bound. */
+export const MAX_IMAP_COMMAND = MAX_IMAP_LINE + 2 * MAX_IMAP_LITERAL;
 
 export interface ImapCommand {
   readonly tag: string;
@@ -59,18 +65,18 @@ export function parseImapCommand(buf: Buffer): ImapParse {
   const args: string[] = [];
   let tag: string | undefined;
   let name: string | undefined;
+  const tooLong = (): ImapParse => ({ kind: 'too-long', ...(tag === undefined ? {} : { tag }) });
   const bad = (reason: string): ImapParse => {
     const lf = lineEnd(buf, pos);
-    if (lf < 0) return buf.length > MAX_IMAP_LINE ? { kind: 'too-long', ...(tag === undefined ? {} : { tag }) } : { kind: 'need-more', continuation: false };
+    if (lf < 0) return buf.length > MAX_IMAP_LINE ? tooLong() : { kind: 'need-more', continuation: false };
     return { kind: 'bad', ...(tag === undefined ? {} : { tag }), reason, length: lf + 1 };
   };
   let lineStart = 0;
   for (;;) {
     // Read one token (or the end of the line) at pos.
-    if (pos - lineStart > MAX_IMAP_LINE) return { kind: 'too-long', ...(tag === undefined ? {} : { tag }) };
-    if (pos >= buf.length) {
-      return buf.length - lineStart > MAX_IMAP_LINE ? { kind: 'too-long', ...(tag === undefined ? {} : { tag }) } : { kind: 'need-more', continuation: false };
-    }
+    if (pos - lineStart > MAX_IMAP_LINE) return tooLong();
+    // Here buf.length - lineStart <= pos - lineStart <= MAX_IMAP_LINE: the line still fits.
+    if (pos >= buf.length) return { kind: 'need-more', continuation: false };
     const c = buf.readUInt8(pos);
     if (c === 13 || c === 10) {
       // End of the command.
@@ -113,7 +119,7 @@ export function parseImapCommand(buf: Buffer): ImapParse {
         out += String.fromCharCode(e);
         i++;
       }
-      if (!closed) return i - lineStart > MAX_IMAP_LINE ? { kind: 'too-long', ...(tag === undefined ? {} : { tag }) } : { kind: 'need-more', continuation: false };
+      if (!closed) return i - lineStart > MAX_IMAP_LINE ? tooLong() : { kind: 'need-more', continuation: false };
       token = Buffer.from(out, 'latin1').toString('utf8');
       pos = i + 1;
     } else if (d === 123) {
@@ -135,26 +141,49 @@ export function parseImapCommand(buf: Buffer): ImapParse {
       } else if (buf.readUInt8(afterBrace) === 10) {
         dataStart = afterBrace + 1;
       } else return bad('literal not followed by CRLF');
-      if (size > MAX_IMAP_LITERAL) return { kind: 'too-long', ...(tag === undefined ? {} : { tag }) };
+      if (size > MAX_IMAP_LITERAL || dataStart + size > MAX_IMAP_COMMAND) return tooLong();
       if (sync) {
         pieces.push(buf.subarray(pieceStart, dataStart));
         pieceStart = dataStart;
       }
-      if (buf.length < dataStart + size) return { kind: 'need-more', continuation: sync && buf.length === dataStart };
+      // The client waits for "+ " after any sync header, "{0}\r\n" included (RFC 9051 §4.3).
+      if (buf.length < dataStart + size || (sync && buf.length === dataStart)) return { kind: 'need-more', continuation: sync && buf.length === dataStart };
       token = buf.subarray(dataStart, dataStart + size).toString('utf8');
       pos = dataStart + size;
       lineStart = pos;
+    } else if (d === 40) {
+      // A parenthesized list, kept whole as its text: ID's parameters (RFC 2971), which the ID
+      // capability we advertise must accept.
+      let depth = 0;
+      let quoted = false;
+      let escaped = false;
+      let i = pos;
+      for (; i < buf.length; i++) {
+        const e = buf.readUInt8(i);
+        if (e === 13 || e === 10) return bad('line break in a list');
+        if (quoted) {
+          if (escaped) escaped = false;
+          else if (e === 92) escaped = true;
+          else if (e === 34) quoted = false;
+        } else if (e === 34) quoted = true;
+        else if (e === 123) return bad('literal in a list');
+        else if (e === 40) depth++;
+        else if (e === 41 && --depth === 0) break;
+      }
+      if (i >= buf.length) return i - lineStart > MAX_IMAP_LINE ? tooLong() : { kind: 'need-more', continuation: false };
+      token = buf.subarray(pos, i + 1).toString('utf8');
+      pos = i + 1;
     } else {
       let i = pos;
       while (i < buf.length && isAtomChar(buf.readUInt8(i))) i++;
       if (i === pos) return bad('expected an atom, a quoted string or a literal');
-      if (i >= buf.length) return i - lineStart > MAX_IMAP_LINE ? { kind: 'too-long', ...(tag === undefined ? {} : { tag }) } : { kind: 'need-more', continuation: false };
+      if (i >= buf.length) return i - lineStart > MAX_IMAP_LINE ? tooLong() : { kind: 'need-more', continuation: false };
       token = buf.subarray(pos, i).toString('latin1');
       pos = i;
     }
     if (tag === undefined) {
-      // A tag is an atom without "+" (RFC 9051 §9), never a quoted string or literal.
-      if (d === 34 || d === 123 || token.includes('+')) return bad('bad tag');
+      // A tag is an atom without "+" (RFC 9051 §9), never a quoted string, literal or list.
+      if (d === 34 || d === 123 || d === 40 || token.includes('+')) return bad('bad tag');
       tag = token;
     } else if (name === undefined) {
       name = token.toUpperCase();

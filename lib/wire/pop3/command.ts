@@ -31,6 +31,8 @@ export interface Pop3Command {
 /** Splits a command line into keyword and arguments; undefined when it is not a command. */
 export function parsePop3Command(line: string): Pop3Command | undefined {
   const parts = line.split(' ');
+  // split() always yields at least one part: `?? ''` only satisfies noUncheckedIndexedAccess.
+  /* c8 ignore next */
   const keyword = parts[0] ?? '';
   if (!/^[A-Za-z]{3,4}$/.test(keyword)) return undefined;
   return { keyword: keyword.toUpperCase(), args: parts.slice(1) };

@@ -369,6 +369,8 @@ async function handleConnection(raw: net.Socket, fe: Frontend, deps: Deps): Prom
       outcome = { termination: isCut() ? { cause: 'tether', stage: 'shutdown' } : c.termination, bytesIn: client.bytesRead, bytesOut: 0, tries: c.tries };
     } else {
       let backendSocket: net.Socket | undefined = c.socket;
+      // TODO(#5): a PROXY protocol header toward the backend goes out here, before the
+      // backend's greeting is read (Dovecot and Postfix accept it).
       if (login && fe.mail) {
         const bl = await loginAtBackend(c.socket, login, { ...fe.mail.backendLogin, tlsOptions: fe.mail.backendTlsOptions(c.backend.spec.host), now: () => deps.clock.now() });
         if (bl.ok) {

@@ -124,7 +124,8 @@ export async function converse(raw: net.Socket, o: ConverseOptions): Promise<Con
         }
         if (step.then === 'close') {
           sock.end();
-          fail({ cause: 'normal', stage: 'greet', code: 'logout' });
+          const code = step.closeCode ?? 'logout';
+          fail({ cause: code === 'logout' ? 'normal' : 'client', stage: 'greet', code });
           return;
         }
         if (step.then === 'starttls') {

@@ -27,6 +27,8 @@ export interface GreetStep {
   readonly replies: readonly string[];
   /** `more`: keep reading; `starttls`: upgrade now (drop any buffered plaintext); `close`: end. */
   readonly then: 'more' | 'starttls' | 'close' | { readonly login: Login };
+  /** With `close`: why — the client's LOGOUT/QUIT, or a limit it broke. */
+  readonly closeCode?: 'logout' | 'too-many-bad' | 'too-many-commands' | 'too-long';
 }
 
 export interface GreetOptions {

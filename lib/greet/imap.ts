@@ -40,7 +40,7 @@ export class ImapGreeter {
     replies.push(line);
     if (this.bad >= this.o.maxBad) {
       replies.push('* BYE Too many invalid commands\r\n');
-      return { consumed, replies, then: 'close' };
+      return { consumed, replies, then: 'close', closeCode: 'too-many-bad' };
     }
     return { consumed, replies, then: 'more' };
   }
@@ -54,7 +54,7 @@ export class ImapGreeter {
       case 'need-more':
         return { consumed: 0, replies: r.continuation ? ['+ Ready for literal data\r\n'] : [], then: 'more' };
       case 'too-long':
-        return { consumed: input.length, replies: ['* BYE Command line too long\r\n'], then: 'close' };
+        return { consumed: input.length, replies: ['* BYE Command line too long\r\n'], then: 'close', closeCode: 'too-long' };
       case 'bad':
         return this.refuse([], `${r.tag ?? '*'} BAD ${r.reason}\r\n`, r.length);
       case 'match':
@@ -63,7 +63,7 @@ export class ImapGreeter {
     const { tag, name, args, length } = r.command;
     this.commands++;
     if (this.commands > this.o.maxCommands) {
-      return { consumed: length, replies: ['* BYE Too many commands before login\r\n'], then: 'close' };
+      return { consumed: length, replies: ['* BYE Too many commands before login\r\n'], then: 'close', closeCode: 'too-many-commands' };
     }
     const ok = (text: string): string => `${tag} OK ${text}\r\n`;
     switch (name) {
@@ -74,7 +74,7 @@ export class ImapGreeter {
       case 'ID':
         return { consumed: length, replies: ['* ID NIL\r\n', ok('ID completed')], then: 'more' };
       case 'LOGOUT':
-        return { consumed: length, replies: ['* BYE Logging out\r\n', ok('LOGOUT completed')], then: 'close' };
+        return { consumed: length, replies: ['* BYE Logging out\r\n', ok('LOGOUT completed')], then: 'close', closeCode: 'logout' };
       case 'STARTTLS':
         if (!this.o.starttls || this.o.secure) return this.refuse([], `${tag} BAD STARTTLS not available\r\n`, length);
         // RFC 9051 §6.2.1: whatever the client sent after STARTTLS in clear must be dropped;
@@ -128,7 +128,7 @@ export class ImapGreeter {
   private authResponse(input: Buffer, tag: string): GreetStep {
     const lf = input.indexOf(10);
     if (lf < 0) {
-      return input.length > MAX_IMAP_LINE ? { consumed: input.length, replies: ['* BYE Line too long\r\n'], then: 'close' } : { consumed: 0, replies: [], then: 'more' };
+      return input.length > MAX_IMAP_LINE ? { consumed: input.length, replies: ['* BYE Line too long\r\n'], then: 'close', closeCode: 'too-long' } : { consumed: 0, replies: [], then: 'more' };
     }
     this.pendingAuth = undefined;
     const line = input.subarray(0, lf).toString('latin1').replace(/\r$/, '');

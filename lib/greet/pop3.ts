@@ -34,7 +34,7 @@ export class Pop3Greeter {
 
   private refuse(line: string, consumed: number): GreetStep {
     this.bad++;
-    if (this.bad >= this.o.maxBad) return { consumed, replies: [line, '-ERR Too many invalid commands\r\n'], then: 'close' };
+    if (this.bad >= this.o.maxBad) return { consumed, replies: [line, '-ERR Too many invalid commands\r\n'], then: 'close', closeCode: 'too-many-bad' };
     return { consumed, replies: [line], then: 'more' };
   }
 
@@ -42,7 +42,7 @@ export class Pop3Greeter {
     if (input.length === 0) return { consumed: 0, replies: [], then: 'more' };
     const l = readLine(input, this.pendingAuth ? MAX_POP3_AUTH_LINE : MAX_POP3_LINE);
     if (l.kind === 'need-more') return { consumed: 0, replies: [], then: 'more' };
-    if (l.kind === 'too-long') return { consumed: input.length, replies: ['-ERR Line too long\r\n'], then: 'close' };
+    if (l.kind === 'too-long') return { consumed: input.length, replies: ['-ERR Line too long\r\n'], then: 'close', closeCode: 'too-long' };
     const consumed = l.length;
     const raw = input.subarray(0, consumed);
     if (this.pendingAuth) {
@@ -52,7 +52,7 @@ export class Pop3Greeter {
     }
     const cmd = parsePop3Command(l.text);
     this.commands++;
-    if (this.commands > this.o.maxCommands) return { consumed, replies: ['-ERR Too many commands before login\r\n'], then: 'close' };
+    if (this.commands > this.o.maxCommands) return { consumed, replies: ['-ERR Too many commands before login\r\n'], then: 'close', closeCode: 'too-many-commands' };
     if (!cmd) return this.refuse('-ERR Unknown command\r\n', consumed);
     const loginAllowed = !this.o.requireTls || this.o.secure;
     switch (cmd.keyword) {
@@ -61,7 +61,7 @@ export class Pop3Greeter {
       case 'NOOP':
         return { consumed, replies: ['+OK\r\n'], then: 'more' };
       case 'QUIT':
-        return { consumed, replies: ['+OK Bye\r\n'], then: 'close' };
+        return { consumed, replies: ['+OK Bye\r\n'], then: 'close', closeCode: 'logout' };
       case 'STLS':
         if (!this.o.starttls || this.o.secure) return this.refuse('-ERR STLS not available\r\n', consumed);
         return { consumed: input.length, replies: ['+OK Begin TLS negotiation\r\n'], then: 'starttls' };

@@ -2,6 +2,7 @@
 // proxy in front of it). Every loop stops at whichever comes first: its count or its time limit;
 // and every wait has a hard timer, so a stalled path ends the bench with an error, not a hang.
 import net from 'node:net';
+import tls from 'node:tls';
 
 const HOST = '127.0.0.1';
 /** Client write size for bulk uploads (Node hands it to one write(2); the kernel splits it). */
@@ -317,4 +318,231 @@ export async function openIdle(port: number, count: number, concurrency: number,
   };
   await Promise.all(Array.from({ length: concurrency }, loop));
   return { sockets, errors };
+}
+
+/** What one attempt of a request loop saw: its latency, and whether the reply carried the caller's marker. */
+interface Attempt {
+  readonly latencyMs: number;
+  readonly marked: boolean;
+}
+
+export interface LoopResult {
+  /** Attempts that completed. */
+  readonly completed: number;
+  readonly errors: number;
+  /** First error's message, if any. */
+  readonly firstError: string | undefined;
+  readonly elapsedMs: number;
+  readonly perSecond: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  /** Completed attempts whose reply carried the marker (see each load). */
+  readonly marked: number;
+}
+
+/**
+ * `loops` concurrent loops of `attempt(i)` (i = 0, 1, 2, … across all loops), until
+ * `maxAttempts` have been started or `timeLimitMs` has passed. Each attempt has its own hard
+ * timer (STALL_GRACE_MS) inside `attempt`, so the whole run ends within about
+ * timeLimitMs + STALL_GRACE_MS.
+ */
+async function attemptLoops(loops: number, maxAttempts: number, timeLimitMs: number, attempt: (i: number) => Promise<Attempt>): Promise<LoopResult> {
+  const latencies = new Float64Array(maxAttempts);
+  let started = 0;
+  let done = 0;
+  let errors = 0;
+  let marked = 0;
+  let firstError: string | undefined;
+  const t0 = now();
+  const stopAtMs = t0 + timeLimitMs;
+  const loop = async (): Promise<void> => {
+    while (started < maxAttempts && now() < stopAtMs) {
+      const i = started++;
+      try {
+        const a = await attempt(i);
+        latencies[done++] = a.latencyMs;
+        if (a.marked) marked++;
+      } catch (e) {
+        errors++;
+        firstError ??= e instanceof Error ? e.message : String(e);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: loops }, loop));
+  const elapsedMs = now() - t0;
+  const samples = latencies.subarray(0, done);
+  return {
+    completed: done,
+    errors,
+    firstError,
+    elapsedMs,
+    perSecond: done / (elapsedMs / 1000),
+    p50Ms: quantile(samples, 0.5),
+    p99Ms: quantile(samples, 0.99),
+    marked,
+  };
+}
+
+/**
+ * The ending of the one-attempt clients below: returns `settle(err, value)`, which acts on its
+ * first call only (destroys `socket`, clears the hard timer, resolves or rejects). The hard
+ * timer settles with an error after `timeoutMs`.
+ */
+function oneShot<T>(socket: net.Socket, what: string, timeoutMs: number, resolve: (v: T) => void, reject: (e: Error) => void): (err: Error | undefined, value?: T) => void {
+  let settled = false;
+  const timer = setTimeout(() => {
+    settle(new Error(`${what}: no answer within ${timeoutMs} ms`));
+  }, timeoutMs);
+  // A late error after settling (a reset of a socket we destroyed) has nothing left to report.
+  socket.on('error', () => undefined);
+  function settle(err: Error | undefined, value?: T): void {
+    if (settled) return;
+    settled = true;
+    clearTimeout(timer);
+    socket.destroy();
+    if (err !== undefined || value === undefined) reject(err ?? new Error(`${what}: no value`));
+    else resolve(value);
+  }
+  return settle;
+}
+
+/**
+ * One TLS client: full handshake (no session given, so no resumption; the certificate is not
+ * verified), read the server's first byte, close. Latency: tls.connect() to that byte.
+ */
+function tlsHelloOnce(port: number, servername: string | undefined, timeoutMs: number): Promise<Attempt> {
+  return new Promise((resolve, reject) => {
+    const t = now();
+    const socket = tls.connect({ host: HOST, port, rejectUnauthorized: false, ...(servername === undefined ? {} : { servername }) });
+    const settle = oneShot<Attempt>(socket, `TLS to port ${port}`, timeoutMs, resolve, reject);
+    socket.once('error', (e: Error) => {
+      settle(e);
+    });
+    socket.once('end', () => {
+      settle(new Error(`TLS to port ${port}: closed before the first byte`));
+    });
+    socket.once('data', () => {
+      settle(undefined, { latencyMs: now() - t, marked: true });
+    });
+  });
+}
+
+/** `loops` concurrent loops of full TLS handshakes (see tlsHelloOnce); `marked` counts them all. */
+export function tlsHelloRate(port: number, servername: string | undefined, loops: number, maxAttempts: number, timeLimitMs: number): Promise<LoopResult> {
+  return attemptLoops(loops, maxAttempts, timeLimitMs, () => tlsHelloOnce(port, servername, STALL_GRACE_MS));
+}
+
+/** Longest HTTP response the client keeps (the bench server's answer is under 100 bytes). */
+const MAX_HTTP_RESPONSE_BYTES = 16 * 1024;
+
+/**
+ * One HTTP/1.1 client: connect, send `request`, read the response until the server closes.
+ * Latency: net.connect() to the first response byte. Marked when the response head contains
+ * `marker` (compared case-insensitively).
+ */
+function httpRequestOnce(port: number, request: Buffer, marker: string, timeoutMs: number): Promise<Attempt> {
+  return new Promise((resolve, reject) => {
+    const t = now();
+    const socket = net.connect({ host: HOST, port, noDelay: true });
+    const settle = oneShot<Attempt>(socket, `HTTP to port ${port}`, timeoutMs, resolve, reject);
+    let latencyMs = NaN;
+    let response = '';
+    socket.once('error', (e) => {
+      settle(e);
+    });
+    socket.on('data', (d: Buffer) => {
+      if (Number.isNaN(latencyMs)) latencyMs = now() - t;
+      if (response.length < MAX_HTTP_RESPONSE_BYTES) response += d.toString('latin1');
+    });
+    socket.once('end', () => {
+      if (!response.startsWith('HTTP/1.1 200 ')) {
+        settle(new Error(`HTTP to port ${port}: unexpected response ${JSON.stringify(response.slice(0, 40))}`));
+        return;
+      }
+      const head = response.slice(0, Math.max(0, response.indexOf('\r\n\r\n'))).toLowerCase();
+      settle(undefined, { latencyMs, marked: marker !== '' && head.includes(marker.toLowerCase()) });
+    });
+    socket.write(request);
+  });
+}
+
+/** `loops` concurrent loops of one HTTP request per connection (see httpRequestOnce). */
+export function httpRequestRate(port: number, request: Buffer, marker: string, loops: number, maxAttempts: number, timeLimitMs: number): Promise<LoopResult> {
+  return attemptLoops(loops, maxAttempts, timeLimitMs, () => httpRequestOnce(port, request, marker, STALL_GRACE_MS));
+}
+
+/** Longest IMAP line the client accepts (tether's greeting with capabilities is ~100 bytes). */
+const MAX_IMAP_LINE_BYTES = 8 * 1024;
+
+/**
+ * One IMAP session: connect, read the greeting (`* OK`), `a1 LOGIN user pass`, read the tagged
+ * OK (untagged lines before it are skipped), `a2 LOGOUT`, read until the server closes (its
+ * `a2 OK` must come first). Latency: net.connect() to the `a1 OK` line. Marked when the logout
+ * completed too.
+ */
+function imapLoginOnce(port: number, user: string, timeoutMs: number): Promise<Attempt> {
+  return new Promise((resolve, reject) => {
+    const t = now();
+    const socket = net.connect({ host: HOST, port, noDelay: true });
+    const what = `IMAP to port ${port}`;
+    const settle = oneShot<Attempt>(socket, what, timeoutMs, resolve, reject);
+    let state: 'greeting' | 'login' | 'logout' = 'greeting';
+    let buf = '';
+    let latencyMs = NaN;
+    let loggedOut = false;
+    const onLine = (line: string): void => {
+      switch (state) {
+        case 'greeting':
+          if (!line.startsWith('* OK')) {
+            settle(new Error(`${what}: greeting ${JSON.stringify(line)}`));
+            return;
+          }
+          state = 'login';
+          socket.write(`a1 LOGIN ${user} pass\r\n`);
+          return;
+        case 'login':
+          if (!line.startsWith('a1 ')) return;
+          if (!line.startsWith('a1 OK')) {
+            settle(new Error(`${what}: login answered ${JSON.stringify(line)}`));
+            return;
+          }
+          latencyMs = now() - t;
+          state = 'logout';
+          socket.write('a2 LOGOUT\r\n');
+          return;
+        case 'logout':
+          if (line.startsWith('a2 OK')) loggedOut = true;
+          return;
+      }
+    };
+    socket.once('error', (e) => {
+      settle(e);
+    });
+    socket.on('data', (d: Buffer) => {
+      buf += d.toString('latin1');
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        onLine(buf.slice(0, nl).replace(/\r$/, ''));
+        buf = buf.slice(nl + 1);
+      }
+      if (buf.length > MAX_IMAP_LINE_BYTES) settle(new Error(`${what}: line longer than ${MAX_IMAP_LINE_BYTES} bytes`));
+    });
+    socket.once('end', () => {
+      if (state !== 'logout') settle(new Error(`${what}: closed during the ${state}`));
+      else settle(undefined, { latencyMs, marked: loggedOut });
+    });
+  });
+}
+
+/**
+ * `loops` concurrent loops of IMAP login sessions (see imapLoginOnce). Session i logs in as
+ * user(i % users) at ports[i % ports.length], so the login key varies and, straight to the
+ * servers, the load is spread over them as a login-routing proxy would spread it.
+ */
+export function imapLoginRate(ports: readonly number[], users: number, loops: number, maxAttempts: number, timeLimitMs: number): Promise<LoopResult> {
+  return attemptLoops(loops, maxAttempts, timeLimitMs, (i) => {
+    const port = ports[i % ports.length];
+    if (port === undefined) return Promise.reject(new Error('no IMAP port'));
+    return imapLoginOnce(port, `user${i % users}`, STALL_GRACE_MS);
+  });
 }

@@ -1,10 +1,14 @@
 // The tether benchmark: direct (client → backend), tether, and a naive socket.pipe() proxy, side
 // by side in one run, on loopback. Backends (dist/bench/backend.js), tether (`node bin/tether`)
 // and the naive proxy (dist/bench/naive-proxy.js) are child processes; the load runs here.
+// Then the sections, which compare variants of tether's flags instead: the cost of peeking (TLS
+// and HTTP, against --affinity none; servers in dist/bench/peek-backend.js) and IMAP logins
+// (against the servers directly; two dist/bench/imap-server.js processes).
 //
-//   npm run bench                               default run (about 1.5–3 minutes)
-//   npm run bench -- --quick                    smaller sizes, shorter runs, no repeats (about 20 s; noisier)
+//   npm run bench                               default run (about 3–5 minutes)
+//   npm run bench -- --quick                    smaller sizes, shorter runs, no repeats (about 40 s; noisier)
 //   npm run bench -- --rows connect,rt          only some rows (ids: see ROW_IDS)
+//   npm run bench -- --rows peek-tls,peek-http,imap-login    only the sections
 //   npm run bench -- --tether-log-level info    tether's log level (default warn)
 //   npm run bench -- --repeats 3                measurements per cell; the best one is reported
 //
@@ -16,7 +20,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { killAllNow, spawnNode, stopAll, stopChild, waitForJsonLine, waitForListenPort, type Child } from './children.js';
-import { bulkDownload, bulkUpload, connectRate, MIB, openIdle, roundTrips } from './load.js';
+import { bulkDownload, bulkUpload, connectRate, httpRequestRate, imapLoginRate, MIB, openIdle, roundTrips, tlsHelloRate, type LoopResult } from './load.js';
 import { readCpuNs, readMachineCpu, readRssKib } from './proc-stats.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -24,13 +28,19 @@ const ROOT = path.resolve(HERE, '..', '..');
 const TETHER_BIN = path.join(ROOT, 'bin', 'tether');
 const BACKEND_JS = path.join(HERE, 'backend.js');
 const NAIVE_JS = path.join(HERE, 'naive-proxy.js');
+const PEEK_BACKEND_JS = path.join(HERE, 'peek-backend.js');
+const IMAP_SERVER_JS = path.join(HERE, 'imap-server.js');
 const RESULTS_FILE = path.join(ROOT, 'bench', 'results', 'latest.json');
 
 const PATHS = ['direct', 'tether', 'naive'] as const;
 type PathName = (typeof PATHS)[number];
 
-const ROW_IDS = ['upload-1', 'upload-8', 'download-1', 'connect', 'rt', 'idle-rss'] as const;
-type RowId = (typeof ROW_IDS)[number];
+/** The sections that compare variants (tether flags) instead of the three paths; also `--rows` ids. */
+const SECTION_IDS = ['peek-tls', 'peek-http', 'imap-login'] as const;
+type SectionId = (typeof SECTION_IDS)[number];
+
+const ROW_IDS = ['upload-1', 'upload-8', 'download-1', 'connect', 'rt', 'idle-rss', ...SECTION_IDS] as const;
+type RowId = Exclude<(typeof ROW_IDS)[number], SectionId>;
 
 /** File descriptors a process needs besides its connections (listeners, stdio, libuv, node). */
 const FD_HEADROOM = 64;
@@ -58,6 +68,18 @@ interface Settings {
   readonly idleConcurrency: number;
   readonly idleTimeLimitMs: number;
   readonly settleMs: number;
+  /** Peek sections: concurrent loops, at most this many connections, for this long (each measurement). */
+  readonly peekLoops: number;
+  readonly peekMax: number;
+  readonly peekTimeLimitMs: number;
+  /** IMAP logins: concurrent loops, at most this many logins, for this long; distinct user names. */
+  readonly imapLoops: number;
+  readonly imapMax: number;
+  readonly imapTimeLimitMs: number;
+  readonly imapUsers: number;
+  /** The one-loop latency runs of the sections: at most this many attempts, for this long. */
+  readonly singleMax: number;
+  readonly singleTimeLimitMs: number;
   /** Longest wait for a quiet machine before one measurement, and in the whole run. */
   readonly quietWaitMs: number;
   readonly quietBudgetMs: number;
@@ -82,6 +104,15 @@ const DEFAULT_SETTINGS: Settings = {
   idleConcurrency: 50,
   idleTimeLimitMs: 30_000,
   settleMs: 1_000,
+  peekLoops: 20,
+  peekMax: 50_000,
+  peekTimeLimitMs: 3_000,
+  imapLoops: 20,
+  imapMax: 50_000,
+  imapTimeLimitMs: 3_000,
+  imapUsers: 1_000,
+  singleMax: 20_000,
+  singleTimeLimitMs: 1_000,
   quietWaitMs: 5_000,
   quietBudgetMs: 30_000,
 };
@@ -100,6 +131,9 @@ const QUICK_SETTINGS: Settings = {
   idleWarmupConnections: 100,
   idleTimeLimitMs: 10_000,
   settleMs: 300,
+  peekTimeLimitMs: 1_000,
+  imapTimeLimitMs: 1_000,
+  singleTimeLimitMs: 500,
   quietWaitMs: 0,
   quietBudgetMs: 0,
 };
@@ -144,10 +178,14 @@ interface Row {
 }
 
 /** The process the load talks to, and the processes behind it. */
-interface Target {
+interface Target extends Processes {
   readonly port: number;
+}
+
+/** The processes whose CPU time a measurement records: the proxy (direct: none) and the backends. */
+interface Processes {
   readonly proxy: Child | undefined;
-  readonly backendPid: number;
+  readonly backendPids: readonly number[];
 }
 
 type ServerName = 'sink' | 'source' | 'hello' | 'echo';
@@ -196,16 +234,16 @@ interface Context {
 async function startPath(p: PathName, backendPort: number, backendPid: number, tetherLogLevel: string): Promise<Target> {
   switch (p) {
     case 'direct':
-      return { port: backendPort, proxy: undefined, backendPid };
+      return { port: backendPort, proxy: undefined, backendPids: [backendPid] };
     case 'tether': {
       const args = ['--listen', '127.0.0.1:0', '--backend', `b=127.0.0.1:${backendPort}`, '--affinity', 'source'];
       const child = spawnNode('tether', [TETHER_BIN, ...args, '--log-level', tetherLogLevel, '--grace', '1s']);
-      return { port: await waitForListenPort(child), proxy: child, backendPid };
+      return { port: await waitForListenPort(child), proxy: child, backendPids: [backendPid] };
     }
     case 'naive': {
       const child = spawnNode('naive', [NAIVE_JS, '0', String(backendPort)]);
       const ready = await waitForJsonLine(child, isPortReady);
-      return { port: ready.port, proxy: child, backendPid };
+      return { port: ready.port, proxy: child, backendPids: [backendPid] };
     }
   }
 }
@@ -231,18 +269,18 @@ async function waitForQuiet(ctx: Context): Promise<void> {
   }
 }
 
-/** Runs `measure` once on `t`, with the CPU time of every process during it. */
-async function sample(ctx: Context, t: Target, measure: (port: number) => Promise<Measured>): Promise<Sample> {
+/** Runs `measure` once, with the CPU time of every process of `t` (and this one) during it. */
+async function sample(ctx: Context, t: Processes, measure: () => Promise<Measured>): Promise<Sample> {
   gc();
   await waitForQuiet(ctx);
   const cpu = (): { proxy: number; backend: number; load: number } => ({
     proxy: t.proxy ? readCpuNs(t.proxy.pid) : 0,
-    backend: readCpuNs(t.backendPid),
+    backend: t.backendPids.reduce((ns, pid) => ns + readCpuNs(pid), 0),
     load: readCpuNs(process.pid),
   });
   const c0 = cpu();
   const m0 = readMachineCpu();
-  const m = await measure(t.port);
+  const m = await measure();
   const m1 = readMachineCpu();
   const c1 = cpu();
   const ms = (k: 'proxy' | 'backend' | 'load'): number => (c1[k] - c0[k]) / 1e6;
@@ -300,7 +338,7 @@ async function runRow(ctx: Context, spec: RowSpec): Promise<Row> {
         const t = targets[p];
         if (t === undefined || errors[p] !== undefined) continue;
         try {
-          samples[p].push(await sample(ctx, t, spec.measure));
+          samples[p].push(await sample(ctx, t, () => spec.measure(t.port)));
         } catch (e) {
           fail(p, e);
         }
@@ -343,7 +381,7 @@ async function measureIdleRss(ctx: Context, p: PathName, count: number): Promise
   try {
     t = await startPath(p, backend.ports.hello, backend.child.pid, ctx.logLevel);
     const port = t.port;
-    const measuredPid = t.proxy?.pid ?? t.backendPid;
+    const measuredPid = t.proxy?.pid ?? backend.child.pid;
     const warm = await openIdle(port, s.idleWarmupConnections, s.idleConcurrency, s.idleTimeLimitMs);
     for (const sock of warm.sockets) sock.destroy();
     await sleep(s.settleMs);
@@ -514,6 +552,397 @@ function rowSpecs(s: Settings): RowSpec[] {
   ];
 }
 
+/** The SNI every TLS client of the peek section sends (all variants alike, so only tether's flags differ). */
+const BENCH_SNI = 'backend.bench.test';
+/** The request of the HTTP peek section, as the issue gives it. */
+const HTTP_REQUEST = Buffer.from('GET / HTTP/1.1\r\nHost: x\r\nCookie: SESSION=abc\r\n\r\n', 'latin1');
+/** The cookie tether inserts in the insert-cookie variant; the request never carries it. */
+const INSERT_COOKIE = 'TETHER';
+
+/** One way through in a section: straight to the servers, or tether with some flags. */
+interface Variant {
+  readonly id: string;
+  readonly label: string;
+  /** tether's flags besides --listen, --backend, --log-level and --grace; undefined: direct. */
+  readonly tetherArgs: readonly string[] | undefined;
+  /** Why a run did not measure what the variant claims (e.g. no rewritten head); undefined: fine. */
+  readonly check?: (r: LoopResult) => string | undefined;
+}
+
+/** The servers behind a section: their ports (what direct uses), tether's --backend flags, their PIDs. */
+interface Servers {
+  readonly ports: readonly number[];
+  readonly backendArgs: readonly string[];
+  readonly pids: readonly number[];
+}
+
+interface SectionSpec {
+  readonly id: SectionId;
+  readonly title: string;
+  readonly unit: string;
+  readonly workUnit: string;
+  /** The variant the ratios divide by. */
+  readonly baseline: string;
+  /** The tether variant the extra tether CPU (Δ µs) is counted from. */
+  readonly cpuBaseline: string;
+  readonly variants: readonly Variant[];
+  readonly servers: Servers;
+  readonly loops: number;
+  readonly maxAttempts: number;
+  readonly timeLimitMs: number;
+  readonly run: (ports: readonly number[], loops: number, maxAttempts: number, timeLimitMs: number) => Promise<LoopResult>;
+}
+
+interface VariantResult {
+  readonly id: string;
+  readonly label: string;
+  /** The tether command line (ports as run), or null for direct. */
+  readonly command: string | null;
+  /** The `loops`-loop runs; the best by rate. Its detail has p50Ms and p99Ms under that load. */
+  readonly rate: Cell;
+  /** The one-loop runs; the best by p50. Latency without queueing behind other connections. */
+  readonly single: Cell;
+}
+
+interface Section {
+  readonly id: SectionId;
+  readonly title: string;
+  readonly unit: string;
+  readonly workUnit: string;
+  readonly baseline: string;
+  readonly cpuBaseline: string;
+  readonly loops: number;
+  readonly variants: readonly VariantResult[];
+}
+
+interface VariantTarget extends Processes {
+  readonly ports: readonly number[];
+  readonly command: string | null;
+}
+
+async function startVariant(v: Variant, servers: Servers, tetherLogLevel: string): Promise<VariantTarget> {
+  if (v.tetherArgs === undefined) return { ports: servers.ports, proxy: undefined, backendPids: servers.pids, command: null };
+  const args = ['--listen', '127.0.0.1:0', ...servers.backendArgs, ...v.tetherArgs, '--log-level', tetherLogLevel, '--grace', '1s'];
+  const child = spawnNode(`tether ${v.id}`, [TETHER_BIN, ...args]);
+  return { ports: [await waitForListenPort(child)], proxy: child, backendPids: servers.pids, command: `node bin/tether ${args.join(' ')}` };
+}
+
+/** The backends of the peek sections: one process with a TLS and an HTTP server. */
+interface PeekBackend {
+  readonly child: Child;
+  readonly ports: { readonly tls: number; readonly http: number };
+}
+
+function isPeekBackendReady(v: unknown): v is { event: 'listen.ready'; ports: PeekBackend['ports'] } {
+  if (typeof v !== 'object' || v === null || (v as { event?: unknown }).event !== 'listen.ready') return false;
+  const ports = (v as { ports?: unknown }).ports;
+  return typeof ports === 'object' && ports !== null && typeof (ports as { tls?: unknown }).tls === 'number' && typeof (ports as { http?: unknown }).http === 'number';
+}
+
+/** Key generation (RSA 2048) at its start-up takes ~0.5 s on a quiet machine, several on a busy one. */
+const PEEK_BACKEND_READY_MS = 60_000;
+
+async function startPeekBackend(): Promise<PeekBackend> {
+  const child = spawnNode('peek-backend', [PEEK_BACKEND_JS], 'pipe');
+  const ready = await waitForJsonLine(child, isPeekBackendReady, PEEK_BACKEND_READY_MS);
+  return { child, ports: ready.ports };
+}
+
+async function startImapServer(name: string): Promise<{ child: Child; port: number }> {
+  const child = spawnNode(`imap-server ${name}`, [IMAP_SERVER_JS, name], 'pipe');
+  const ready = await waitForJsonLine(child, isPortReady);
+  return { child, port: ready.port };
+}
+
+/** One run of `spec` on a variant, as a measurement: value = rate, or p50 for the one-loop runs. */
+async function measureVariant(ctx: Context, spec: SectionSpec, v: Variant, ports: readonly number[], single: boolean): Promise<Measured> {
+  const r = single
+    ? await spec.run(ports, 1, ctx.s.singleMax, ctx.s.singleTimeLimitMs)
+    : await spec.run(ports, spec.loops, spec.maxAttempts, spec.timeLimitMs);
+  if (r.completed === 0) throw new Error(`none completed (${r.errors} errors; first: ${r.firstError ?? '?'})`);
+  if (r.errors > 0) ctx.log(`  ${v.label}: ${r.errors} of ${r.completed + r.errors} failed (first: ${r.firstError ?? '?'})`);
+  const problem = v.check?.(r);
+  if (problem !== undefined) throw new Error(problem);
+  return { value: single ? r.p50Ms : r.perSecond, work: r.completed, detail: { ...r } };
+}
+
+/**
+ * One section: a fresh tether per variant (the section's servers shared), a warm-up on each,
+ * then `repeats` rounds taking the variants in turn, each with a `loops`-loop run (rate, and
+ * latency under that load) and a one-loop run (latency alone). A failure costs only that variant.
+ */
+async function runSection(ctx: Context, spec: SectionSpec): Promise<Section> {
+  ctx.log(`- ${spec.title} …`);
+  const targets = new Map<string, VariantTarget>();
+  const rateSamples = new Map<string, Sample[]>(spec.variants.map((v) => [v.id, []]));
+  const singleSamples = new Map<string, Sample[]>(spec.variants.map((v) => [v.id, []]));
+  const errors = new Map<string, string>();
+  const fail = (v: Variant, e: unknown): void => {
+    errors.set(v.id, errorText(e));
+    ctx.log(`  ${v.label}: FAILED: ${errorText(e)}`);
+  };
+  try {
+    for (const v of spec.variants) {
+      try {
+        const t = await startVariant(v, spec.servers, ctx.logLevel);
+        targets.set(v.id, t);
+        await spec.run(t.ports, spec.loops, spec.maxAttempts, ctx.s.warmupMs);
+      } catch (e) {
+        fail(v, e);
+      }
+    }
+    for (let round = 0; round < ctx.s.repeats; round++) {
+      for (const v of spec.variants) {
+        const t = targets.get(v.id);
+        if (t === undefined || errors.has(v.id)) continue;
+        try {
+          rateSamples.get(v.id)?.push(await sample(ctx, t, () => measureVariant(ctx, spec, v, t.ports, false)));
+          singleSamples.get(v.id)?.push(await sample(ctx, t, () => measureVariant(ctx, spec, v, t.ports, true)));
+        } catch (e) {
+          fail(v, e);
+        }
+      }
+    }
+  } finally {
+    await Promise.all([...targets.values()].flatMap((t) => (t.proxy ? [stopChild(t.proxy)] : [])));
+  }
+  const cell = (samples: readonly Sample[], higherIsBetter: boolean, error: string | undefined): Cell => {
+    const best = bestOf(samples, higherIsBetter);
+    return error === undefined ? { value: best?.value ?? NaN, best, samples } : { value: NaN, best, samples, error };
+  };
+  return {
+    id: spec.id,
+    title: spec.title,
+    unit: spec.unit,
+    workUnit: spec.workUnit,
+    baseline: spec.baseline,
+    cpuBaseline: spec.cpuBaseline,
+    loops: spec.loops,
+    variants: spec.variants.map((v) => ({
+      id: v.id,
+      label: v.label,
+      command: targets.get(v.id)?.command ?? null,
+      rate: cell(rateSamples.get(v.id) ?? [], true, errors.get(v.id)),
+      single: cell(singleSamples.get(v.id) ?? [], false, errors.get(v.id)),
+    })),
+  };
+}
+
+function sectionSpecs(s: Settings, peek: PeekBackend | undefined, imap: readonly { child: Child; port: number }[]): SectionSpec[] {
+  const specs: SectionSpec[] = [];
+  const tether = (id: string, args: readonly string[], check?: Variant['check']): Variant => ({
+    id,
+    label: `tether ${args.join(' ')}`,
+    tetherArgs: args,
+    ...(check === undefined ? {} : { check }),
+  });
+  const direct: Variant = { id: 'direct', label: 'direct', tetherArgs: undefined };
+  if (peek !== undefined) {
+    const one = (port: number): Servers => ({ ports: [port], backendArgs: ['--backend', `b=127.0.0.1:${port}`], pids: [peek.child.pid] });
+    specs.push({
+      id: 'peek-tls',
+      title: `cost of peeking, TLS: full handshake (no resumption, SNI ${BENCH_SNI}), 1 byte, close; ${s.peekLoops} loops`,
+      unit: 'conn/s',
+      workUnit: 'conn',
+      baseline: 'none',
+      cpuBaseline: 'none',
+      variants: [direct, tether('none', ['--affinity', 'none']), tether('tls-session', ['--affinity', 'tls-session,source']), tether('sni', ['--affinity', 'sni,source'])],
+      servers: one(peek.ports.tls),
+      loops: s.peekLoops,
+      maxAttempts: s.peekMax,
+      timeLimitMs: s.peekTimeLimitMs,
+      run: (ports, loops, max, ms) => tlsHelloRate(ports[0] ?? 0, BENCH_SNI, loops, max, ms),
+    });
+    const insertCheck = (r: LoopResult): string | undefined =>
+      r.marked === r.completed ? undefined : `${r.completed - r.marked} of ${r.completed} responses without Set-Cookie: ${INSERT_COOKIE}=`;
+    specs.push({
+      id: 'peek-http',
+      title: `cost of peeking, HTTP: GET with Cookie: SESSION=abc, 200 + Connection: close; ${s.peekLoops} loops`,
+      unit: 'conn/s',
+      workUnit: 'conn',
+      baseline: 'none',
+      cpuBaseline: 'none',
+      variants: [
+        direct,
+        tether('none', ['--affinity', 'none']),
+        tether('http-cookie', ['--affinity', 'http-cookie:SESSION,source']),
+        tether('insert-cookie', ['--affinity', 'none', '--insert-cookie', INSERT_COOKIE], insertCheck),
+      ],
+      servers: one(peek.ports.http),
+      loops: s.peekLoops,
+      maxAttempts: s.peekMax,
+      timeLimitMs: s.peekTimeLimitMs,
+      run: (ports, loops, max, ms) => httpRequestRate(ports[0] ?? 0, HTTP_REQUEST, `\r\nSet-Cookie: ${INSERT_COOKIE}=`, loops, max, ms),
+    });
+  }
+  if (imap.length > 0) {
+    const names = ['a', 'b'];
+    specs.push({
+      id: 'imap-login',
+      title: `IMAP logins: greeting, LOGIN user0..user${s.imapUsers - 1}, LOGOUT, close; ${imap.length} servers; ${s.imapLoops} loops`,
+      unit: 'logins/s',
+      workUnit: 'login',
+      baseline: 'direct',
+      cpuBaseline: 'plain',
+      // plain: tether as a TCP proxy (no greet; round robin spreads the logins as direct does), to
+      // tell the cost of a proxy hop from the cost of greeting and routing by login.
+      variants: [direct, tether('plain', ['--affinity', 'none', '--balance', 'roundrobin']), tether('login', ['--protocol', 'imap', '--affinity', 'login'])],
+      servers: {
+        ports: imap.map((x) => x.port),
+        backendArgs: imap.flatMap((x, i) => ['--backend', `${names[i] ?? `s${i}`}=127.0.0.1:${x.port}`]),
+        pids: imap.map((x) => x.child.pid),
+      },
+      loops: s.imapLoops,
+      maxAttempts: s.imapMax,
+      timeLimitMs: s.imapTimeLimitMs,
+      run: (ports, loops, max, ms) => imapLoginRate(ports, s.imapUsers, loops, max, ms),
+    });
+  }
+  return specs;
+}
+
+/** Latencies in ms with µs resolution below 1 ms. */
+function fmtMs(v: number | undefined): string {
+  if (v === undefined || !Number.isFinite(v)) return 'n/a';
+  return Math.abs(v) < 1 ? v.toFixed(3) : fmt(v);
+}
+
+/** A number from a cell's best sample's detail (p50Ms, p99Ms). */
+function detailOf(c: Cell, field: string): number | undefined {
+  const v = c.best?.detail[field];
+  return typeof v === 'number' ? v : undefined;
+}
+
+/** `*` when other processes took a noticeable share of the machine during the best sample. */
+function flagOf(c: Cell): string {
+  return c.best !== undefined && c.best.otherCpuShare > OTHER_CPU_FLAG_SHARE ? '*' : '';
+}
+
+interface VariantFigures {
+  readonly rate: number;
+  readonly p50Ms: number | undefined;
+  readonly p99Ms: number | undefined;
+  readonly singleP50Ms: number | undefined;
+  readonly singleP99Ms: number | undefined;
+  readonly proxyCpuUs: number | undefined;
+  readonly backendCpuUs: number | undefined;
+  readonly loadCpuUs: number | undefined;
+}
+
+/**
+ * The least CPU µs per unit of the `which` process over `samples`. On the bench machine (a
+ * 2-vCPU KVM guest) the CPU time of the same work varies up to 2x between runs with what else
+ * the host runs — the backend's, whose work per connection is the same in every variant, too —
+ * and that noise only ever adds time; the least of the runs is the steadiest estimate.
+ */
+function minCpuPerUnitUs(samples: readonly Sample[], which: 'proxyCpuMs' | 'backendCpuMs' | 'loadCpuMs'): number | undefined {
+  let least: number | undefined;
+  for (const x of samples) {
+    const ms = x[which];
+    if (ms === null || x.work === 0) continue;
+    const us = (ms * 1000) / x.work;
+    if (least === undefined || us < least) least = us;
+  }
+  return least;
+}
+
+function figuresOf(v: VariantResult): VariantFigures {
+  return {
+    rate: v.rate.value,
+    p50Ms: detailOf(v.rate, 'p50Ms'),
+    p99Ms: detailOf(v.rate, 'p99Ms'),
+    singleP50Ms: detailOf(v.single, 'p50Ms'),
+    singleP99Ms: detailOf(v.single, 'p99Ms'),
+    proxyCpuUs: minCpuPerUnitUs(v.rate.samples, 'proxyCpuMs'),
+    backendCpuUs: minCpuPerUnitUs(v.rate.samples, 'backendCpuMs'),
+    loadCpuUs: minCpuPerUnitUs(v.rate.samples, 'loadCpuMs'),
+  };
+}
+
+interface VariantRatios {
+  readonly rate: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly singleP50: number;
+  readonly singleP99: number;
+  /** tether CPU per unit over the CPU baseline's. */
+  readonly proxyCpu: number;
+  /** Extra tether CPU µs per unit over the CPU baseline's (NaN for direct). */
+  readonly proxyCpuDeltaUs: number;
+}
+
+function ratiosOf(v: VariantFigures, base: VariantFigures, cpuBase: VariantFigures | undefined): VariantRatios {
+  const cpu = cpuBase?.proxyCpuUs;
+  return {
+    rate: ratioOf(v.rate, base.rate),
+    p50: ratioOf(v.p50Ms, base.p50Ms),
+    p99: ratioOf(v.p99Ms, base.p99Ms),
+    singleP50: ratioOf(v.singleP50Ms, base.singleP50Ms),
+    singleP99: ratioOf(v.singleP99Ms, base.singleP99Ms),
+    proxyCpu: ratioOf(v.proxyCpuUs, cpu),
+    proxyCpuDeltaUs: v.proxyCpuUs === undefined || cpu === undefined ? NaN : v.proxyCpuUs - cpu,
+  };
+}
+
+function renderSection(sec: Section): string {
+  const w = sec.workUnit;
+  const values = table(
+    ['variant', sec.unit, 'p50 ms', 'p99 ms', '1-loop p50 ms', '1-loop p99 ms', `tether µs/${w}`, `backend µs/${w}`, `load µs/${w}`],
+    sec.variants.map((v) => {
+      if (v.rate.error !== undefined) return [v.label, 'FAILED', '', '', '', '', '', '', ''];
+      const f = figuresOf(v);
+      const [r, s1] = [flagOf(v.rate), flagOf(v.single)];
+      return [
+        v.label,
+        `${fmt(f.rate)}${r}`,
+        `${fmtMs(f.p50Ms)}${r}`,
+        `${fmtMs(f.p99Ms)}${r}`,
+        `${fmtMs(f.singleP50Ms)}${s1}`,
+        `${fmtMs(f.singleP99Ms)}${s1}`,
+        f.proxyCpuUs === undefined ? '-' : fmt(f.proxyCpuUs),
+        fmt(f.backendCpuUs),
+        fmt(f.loadCpuUs),
+      ];
+    }),
+  );
+  const base = sec.variants.find((v) => v.id === sec.baseline);
+  if (base === undefined) return values;
+  const baseFigures = figuresOf(base);
+  const cpuBase = sec.variants.find((v) => v.id === sec.cpuBaseline);
+  const cpuBaseFigures = cpuBase === undefined ? undefined : figuresOf(cpuBase);
+  const vsCpu = cpuBase === undefined || cpuBase === base ? '' : ` vs ${cpuBase.id}`;
+  const ratios = table(
+    [`ratio to ${base.label}`, sec.unit, 'p50', 'p99', '1-loop p50', '1-loop p99', `tether µs/${w}${vsCpu}`, `Δ tether µs/${w}${vsCpu}`],
+    sec.variants
+      .filter((v) => v !== base)
+      .map((v) => {
+        const r = ratiosOf(figuresOf(v), baseFigures, cpuBaseFigures);
+        const delta = Number.isFinite(r.proxyCpuDeltaUs) ? `${r.proxyCpuDeltaUs >= 0 ? '+' : ''}${fmt(r.proxyCpuDeltaUs)}` : 'n/a';
+        return [v.label, fmtRatio(r.rate), fmtRatio(r.p50), fmtRatio(r.p99), fmtRatio(r.singleP50), fmtRatio(r.singleP99), fmtRatio(r.proxyCpu), delta];
+      }),
+  );
+  return `${sec.title}\n${values}\n\n${ratios}`;
+}
+
+function sectionJson(sec: Section): unknown {
+  const base = sec.variants.find((v) => v.id === sec.baseline);
+  const baseFigures = base === undefined ? undefined : figuresOf(base);
+  const cpuBase = sec.variants.find((v) => v.id === sec.cpuBaseline);
+  const cpuBaseFigures = cpuBase === undefined ? undefined : figuresOf(cpuBase);
+  return {
+    ...sec,
+    variants: sec.variants.map((v) => {
+      const f = figuresOf(v);
+      // null, not undefined, so that the JSON shows every field (direct has no proxy CPU; the baseline no ratios).
+      return {
+        ...v,
+        figures: { ...f, proxyCpuUs: f.proxyCpuUs ?? null },
+        ratiosToBaseline: baseFigures === undefined || v === base ? null : ratiosOf(f, baseFigures, cpuBaseFigures),
+      };
+    }),
+  };
+}
+
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
@@ -567,12 +996,22 @@ async function main(): Promise<number> {
       (idleCount < s.idleConnections
         ? ` The idle row opens ${idleCount}, not ${s.idleConnections}, connections (the proxy needs 2 fds each); the value is per connection.`
         : ''),
+    `Sections (peek-tls, peek-http, imap-login): variants of tether's flags on the same servers, a fresh tether per variant,` +
+      ` the same settings otherwise; per variant, the best of ${s.repeats} ${s.peekLoops}/${s.imapLoops}-loop run${s.repeats > 1 ? 's' : ''} (rate, and latency under that load)` +
+      ` and the best of ${s.repeats} one-loop run${s.repeats > 1 ? 's' : ''} (latency alone, ${s.singleTimeLimitMs / 1000} s each). CPU µs are per completed connection or login of the loaded run.`,
+    `Peeking waits for the client's first bytes (ClientHello, request head) before dialling: these clients speak first, at once,` +
+      ` so the wait is one loopback hop; a server-first client (it waits for a greeting) would sit out --peek-timeout (default 3 s) first. Not measured.`,
+    `peek-backend: dist/bench/peek-backend.js (node:tls server, Node defaults: TLS 1.3, session tickets sent; RSA 2048 leaf made at start-up by fixtures/pki;` +
+      ` HTTP server: one 200 with Connection: close). TLS clients: tls.connect, rejectUnauthorized false, no session given, servername ${BENCH_SNI} in every variant.`,
+    `imap-login: two dist/bench/imap-server.js processes (a, b). Direct: login i goes to server i % 2; tether: --protocol imap --affinity login places it.` +
+      ` tether plain (--affinity none --balance roundrobin) is a TCP hop with no greet, to tell the hop from the login routing. Latency: connect → tagged OK of the LOGIN.`,
     `1-minute load average at start: ${loadBefore.toFixed(2)}.`,
   ];
   log(`tether bench${values.quick ? ' (--quick)' : ''}`);
   for (const n of notes) log(`  ${n}`);
 
   const rows: Row[] = [];
+  const sections: Section[] = [];
   const backend = await startBackend();
   const ctx: Context = { s, logLevel, backend, log, quietBudgetMs: s.quietBudgetMs };
   try {
@@ -596,22 +1035,48 @@ async function main(): Promise<number> {
       rows.push(await runIdleRssRow(ctx, idleCount));
       log(`  (${((performance.now() - rowStartMs) / 1000).toFixed(1)} s)`);
     }
+    const peekBackend = wanted.has('peek-tls') || wanted.has('peek-http') ? await startPeekBackend() : undefined;
+    const imapServers = wanted.has('imap-login') ? await Promise.all(['a', 'b'].map((n) => startImapServer(n))) : [];
+    try {
+      for (const spec of sectionSpecs(s, peekBackend, imapServers)) {
+        if (!wanted.has(spec.id)) continue;
+        const sectionStartMs = performance.now();
+        sections.push(await runSection(ctx, spec));
+        log(`  (${((performance.now() - sectionStartMs) / 1000).toFixed(1)} s)`);
+      }
+    } finally {
+      await Promise.all([...(peekBackend ? [peekBackend.child] : []), ...imapServers.map((x) => x.child)].map((c) => stopChild(c)));
+    }
   } finally {
     await stopAll();
   }
 
-  const failed = rows.filter((r) => r.derivedFrom === undefined).reduce((n, r) => n + PATHS.filter((p) => r.cells[p]?.error !== undefined).length, 0);
+  const failed =
+    rows.filter((r) => r.derivedFrom === undefined).reduce((n, r) => n + PATHS.filter((p) => r.cells[p]?.error !== undefined).length, 0) +
+    sections.reduce((n, sec) => n + sec.variants.filter((v) => v.rate.error !== undefined).length, 0);
   const elapsedS = (Date.now() - startedMs) / 1000;
   const loadAfter = os.loadavg()[0] ?? NaN;
   log('');
-  log(renderMain(rows));
-  if (wanted.has('idle-rss')) log('  (idle RSS: VmRSS growth of the proxy process; for direct, of the backend process)');
-  log('');
-  log(renderCpu(rows));
-  log('');
-  const others = rows
-    .filter((r) => r.derivedFrom === undefined)
-    .flatMap((r) => PATHS.flatMap((p) => r.cells[p]?.samples.map((x) => x.otherCpuShare) ?? []))
+  if (rows.length > 0) {
+    log(renderMain(rows));
+    if (wanted.has('idle-rss')) log('  (idle RSS: VmRSS growth of the proxy process; for direct, of the backend process)');
+    log('');
+    log(renderCpu(rows));
+    log('');
+  }
+  for (const sec of sections) {
+    log(renderSection(sec));
+    log('');
+  }
+  if (sections.length > 0) {
+    log('  (sections: rate and p50/p99 from the best loaded run, 1-loop p50/p99 from the best one-loop run; tether/backend/load µs: least CPU time of that process per unit over the loaded runs; backend µs sums both IMAP servers; Δ tether µs: over the CPU baseline variant)');
+    log('');
+  }
+  const others = [
+    ...rows.filter((r) => r.derivedFrom === undefined).flatMap((r) => PATHS.flatMap((p) => r.cells[p]?.samples ?? [])),
+    ...sections.flatMap((sec) => sec.variants.flatMap((v) => [...v.rate.samples, ...v.single.samples])),
+  ]
+    .map((x) => x.otherCpuShare)
     .sort((a, b) => a - b);
   if (others.length > 0) {
     const pct = (v: number | undefined): string => `${((v ?? NaN) * 100).toFixed(0)}%`;
@@ -643,6 +1108,7 @@ async function main(): Promise<number> {
       proxyCpuUsPerUnit:
         r.workUnit === undefined ? undefined : { tether: cpuPerUnitUs(r.cells.tether, 'proxyCpuMs'), naive: cpuPerUnitUs(r.cells.naive, 'proxyCpuMs') },
     })),
+    sections: sections.map(sectionJson),
   };
   const replacer = (_k: string, v: unknown): unknown => (typeof v === 'number' && !Number.isFinite(v) ? null : v);
   writeFileSync(RESULTS_FILE, `${JSON.stringify(json, replacer, 2)}\n`);

@@ -8,6 +8,7 @@ import { loginAtBackend, type BackendTls } from './connect/replay.js';
 import { converse, type ConverseOptions } from './greet/converse.js';
 import { MAX_BAD_BEFORE_LOGIN, MAX_COMMANDS_BEFORE_LOGIN, type Login } from './greet/dialogue.js';
 import { closeListeners, listenAll, type Listener } from './accept/listen.js';
+import { compileAcl } from './accept/acl.js';
 import { formatAddress } from './accept/port-range.js';
 import { chainLookups, chainNeedsPeek, tableKey, type Lookup } from './affinity/chain.js';
 import { loadKeyModule, runKeyFunction, type KeyFunction, type KeyModuleInput } from './affinity/key-module.js';
@@ -475,6 +476,7 @@ async function startFrontend(config: FrontendConfig, deps: Deps): Promise<Fronte
   const peeks = chainNeedsPeek(config.affinity) || config.routes.length > 0 || config.insertCookie !== undefined;
   const open = new Map<net.Socket, () => void>();
   let lastAcceptErrorMs = -Infinity;
+  const acl = compileAcl({ allow: config.allow, deny: config.deny });
   const feRef: { fe?: Frontend } = {};
   const listeners = await listenAll(
     config.listen,
@@ -482,6 +484,28 @@ async function startFrontend(config: FrontendConfig, deps: Deps): Promise<Fronte
       const fe = feRef.fe;
       if (!fe) {
         client.destroy();
+        return;
+      }
+      if (!acl.admits(client.remoteAddress ?? '')) {
+        // Refused before a byte is read: a plain close, logged like any connection.
+        client.on('error', () => undefined); // the client is gone either way; recorded below
+        client.destroy();
+        if (deps.logger.isLevelEnabled('info')) {
+          deps.logger.info(
+            {
+              event: EVENTS.connClose,
+              conn: nextConnId++,
+              frontend: config.name,
+              client: formatAddress(client.remoteAddress ?? '', client.remotePort ?? 0),
+              backend: null,
+              bytesIn: 0,
+              bytesOut: 0,
+              durationMs: 0,
+              termination: { cause: 'client', stage: 'accept', code: 'acl-deny' },
+            },
+            'connection refused by ACL',
+          );
+        }
         return;
       }
       handleConnection(client, fe, deps).catch((err: unknown) => {

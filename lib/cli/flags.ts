@@ -224,6 +224,20 @@ export function parseLookupUrl(text: string): string {
   return u.toString();
 }
 
+/** Parses a CIDR (`10.0.0.0/8`, `2001:db8::/32`) or a single address (as /32 or /128). */
+export function parseCidr(text: string): string {
+  const t = text.trim();
+  if (ipaddr.isValidCIDR(t)) {
+    const [addr, bits] = ipaddr.parseCIDR(t);
+    return `${addr.toString()}/${String(bits)}`;
+  }
+  if (ipaddr.isValid(t)) {
+    const addr = ipaddr.parse(t);
+    return `${addr.toString()}/${addr.kind() === 'ipv4' ? '32' : '128'}`;
+  }
+  fail('an address or CIDR such as 10.0.0.0/8 or 2001:db8::/32', text);
+}
+
 /** Parses a cookie name (`--insert-cookie`), an RFC 6265 token. */
 export function parseCookieName(text: string): string {
   if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/.test(text)) fail('a cookie name (letters, digits and !#$%&\'*+.^_`|~-)', text);
@@ -314,6 +328,10 @@ export const FLAG_TABLE: readonly FlagRow[] = [
     description: 'imap/pop3: time from connect to a complete login', defaultText: '1m' },
   { flags: '--login-domain <MODE>', configKey: 'login-domain', scope: 'frontend', repeatable: false,
     description: 'imap/pop3: login key from user@domain: keep the domain, or strip it', defaultText: 'keep' },
+  { flags: '--allow <CIDR>', configKey: 'allow', scope: 'frontend', repeatable: true,
+    description: 'serve only clients in these networks (checked before any byte is read); repeatable' },
+  { flags: '--deny <CIDR>', configKey: 'deny', scope: 'frontend', repeatable: true,
+    description: 'refuse clients in these networks (wins over --allow); repeatable' },
   { flags: '--name <NAME>', configKey: 'name', scope: 'frontend', repeatable: false,
     description: 'frontend name used in logs', defaultText: 'default' },
   { flags: '--grace <DURATION>', configKey: 'grace', scope: 'global', repeatable: false,

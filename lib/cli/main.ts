@@ -24,6 +24,7 @@ import {
   parseName,
   parseCookieName,
   parseChoice,
+  parseCidr,
   parseLookupUrl,
 } from './flags.js';
 import { BACKEND_TLS_MODES, CLIENT_TLS_MODES, FRONTEND_PROTOCOLS, LOGIN_DOMAIN_MODES } from '../config/types.js';
@@ -57,6 +58,8 @@ interface RunOptions {
   userCacheTtl?: number;
   loginTimeout?: number;
   loginDomain?: MailConfig['loginDomain'];
+  allow?: string[];
+  deny?: string[];
   name?: string;
   grace?: number;
   logLevel?: LogLevel;
@@ -88,6 +91,8 @@ const PARSERS: Readonly<Record<string, (v: string) => unknown>> = {
   '--user-cache-ttl': parseDuration,
   '--login-timeout': parseDuration,
   '--login-domain': parseChoice(LOGIN_DOMAIN_MODES),
+  '--allow': parseCidr,
+  '--deny': parseCidr,
   '--name': parseName,
   '--grace': parseDuration,
   '--log-level': parseLogLevel,
@@ -155,13 +160,15 @@ function configFromFlags(o: RunOptions): Config {
   if (o.loginTimeout !== undefined) mail.loginTimeoutMs = o.loginTimeout;
   if (o.loginDomain !== undefined) mail.loginDomain = o.loginDomain;
   d.mail = mail;
+  if (o.allow !== undefined) d.allow = o.allow;
+  if (o.deny !== undefined) d.deny = o.deny;
   return { logLevel: o.logLevel ?? 'info', graceMs: o.grace ?? GRACE_MS, frontends: [frontendWithDefaults(d)] };
 }
 
 const FRONTEND_OPTION_KEYS = [
   'listen', 'backend', 'affinity', 'balance', 'affinityTimeout', 'affinityMaxEntries', 'connectTimeout', 'idleTimeout', 'retries', 'holdDown', 'peekTimeout', 'insertCookie', 'keyModule', 'name',
   'protocol', 'tls', 'tlsCert', 'tlsKey', 'requireTls', 'backendTls', 'backendCa', 'backendInsecure', 'userMap', 'userLookup',
-  'userCacheTtl', 'loginTimeout', 'loginDomain',
+  'userCacheTtl', 'loginTimeout', 'loginDomain', 'allow', 'deny',
 ] as const;
 
 /** Exit status for each error code: usage and config problems 2, start failures 1. */

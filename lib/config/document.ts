@@ -15,6 +15,7 @@ import {
   parseCookieName,
   parseHostPattern,
   parseChoice,
+  parseCidr,
   parseLookupUrl,
 } from '../cli/flags.js';
 import * as D from './defaults.js';
@@ -53,6 +54,8 @@ export interface FrontendDraft {
   routes?: RouteRule[];
   protocol?: FrontendProtocol;
   mail?: Partial<MailConfig>;
+  allow?: string[];
+  deny?: string[];
 }
 
 /** Fills the mail defaults. */
@@ -94,6 +97,8 @@ export function frontendWithDefaults(d: FrontendDraft): FrontendConfig {
     routes: d.routes ?? [],
     protocol: d.protocol ?? 'auto',
     mail: mailWithDefaults(d.mail),
+    allow: d.allow ?? [],
+    deny: d.deny ?? [],
   };
 }
 
@@ -101,7 +106,7 @@ const FRONTEND_KEYS = [
   'name', 'listen', 'backends', 'affinity', 'balance', 'affinity-timeout', 'affinity-max-entries',
   'connect-timeout', 'idle-timeout', 'retries', 'hold-down', 'peek-timeout', 'insert-cookie', 'key-module',
   'pools', 'routes', 'protocol', 'tls', 'tls-cert', 'tls-key', 'require-tls', 'backend-tls', 'backend-ca',
-  'backend-insecure', 'user-map', 'user-lookup', 'user-cache-ttl', 'login-timeout', 'login-domain',
+  'backend-insecure', 'user-map', 'user-lookup', 'user-cache-ttl', 'login-timeout', 'login-domain', 'allow', 'deny',
 ] as const;
 const POOL_KEYS = ['backends', 'balance'] as const;
 const ROUTE_KEYS = ['pool', 'protocol', 'sni', 'alpn', 'http-host'] as const;
@@ -329,6 +334,15 @@ function frontendFromObject(o: Record<string, unknown>, at: string, issues: Conf
   put('loginTimeoutMs', dur('login-timeout'));
   put('loginDomain', choice('login-domain', LOGIN_DOMAIN_MODES));
   d.mail = mail;
+  for (const key of ['allow', 'deny'] as const) {
+    if (o[key] === undefined) continue;
+    const list: string[] = [];
+    listOf(o[key]).forEach((c, i) => {
+      const v = scalar(c, Array.isArray(o[key]) ? `${at}.${key}[${String(i)}]` : `${at}.${key}`, parseCidr, issues);
+      if (v !== undefined) list.push(v);
+    });
+    d[key] = list;
+  }
   return frontendWithDefaults(d);
 }
 

@@ -118,6 +118,9 @@ export interface FrontendConfig {
   readonly routes: readonly RouteRule[];
   readonly protocol: FrontendProtocol;
   readonly mail: MailConfig;
+  /** `--allow` / `--deny` CIDRs, checked at accept before any byte is read. */
+  readonly allow: readonly string[];
+  readonly deny: readonly string[];
 }
 
 /** Everything one tether process runs. */

@@ -5,7 +5,7 @@ import type { FrontendConfig } from '../../lib/config/types.js';
 
 const BACKEND_SYNTAX = '[NAME=]HOST[:PORT][,weight=N][,backup]';
 const FRONTEND_FIELDS =
-  'name, listen, backends, affinity, balance, affinity-timeout, affinity-max-entries, connect-timeout, idle-timeout, retries, hold-down, peek-timeout, insert-cookie, key-module, pools, routes, protocol, tls, tls-cert, tls-key, require-tls, backend-tls, backend-ca, backend-insecure, user-map, user-lookup, user-cache-ttl, login-timeout, login-domain';
+  'name, listen, backends, affinity, balance, affinity-timeout, affinity-max-entries, connect-timeout, idle-timeout, retries, hold-down, peek-timeout, insert-cookie, key-module, pools, routes, protocol, tls, tls-cert, tls-key, require-tls, backend-tls, backend-ca, backend-insecure, user-map, user-lookup, user-cache-ttl, login-timeout, login-domain, allow, deny';
 
 /** The issues of `doc`, as `path: message` lines. */
 const issuesOf = (doc: unknown): string[] => configFromDocument(doc).issues.map((i) => `${i.path}: ${i.message}`);
@@ -26,6 +26,8 @@ const DEFAULTS = {
   routes: [],
   protocol: 'auto',
   mail: mailWithDefaults(),
+  allow: [],
+  deny: [],
 } as const;
 
 t.test('a full document with two frontends builds the Config, defaults filled in', (t) => {
@@ -83,6 +85,8 @@ t.test('a full document with two frontends builds the Config, defaults filled in
         routes: [],
         protocol: 'auto',
         mail: mailWithDefaults(),
+        allow: [],
+        deny: [],
       },
       {
         ...DEFAULTS,

@@ -15,3 +15,14 @@ function section(name: string): string {
 t.equal(section('options'), optionTableMarkdown(), 'README option table matches FLAG_TABLE (paste the expected value)');
 t.equal(section('errors'), errorTableMarkdown(), 'README error table matches ERROR_CODES (paste the expected value)');
 t.match(readme.split('\n').slice(0, 12).join('\n'), /npm ci && npm start[\s\S]*npm ci && npm test/, 'README opens with the two commands');
+
+t.test('the README config example is a valid configuration', async (t) => {
+  const { parse } = await import('yaml');
+  const { configFromDocument } = await import('../../lib/config/document.js');
+  const { validateConfig } = await import('../../lib/config/validate.js');
+  const block = /```yaml\n([\s\S]*?)```/.exec(readme)?.[1] ?? '';
+  const { config, issues } = configFromDocument(parse(block));
+  t.same(issues, [], 'parses without issues');
+  t.same(validateConfig(config), [], 'passes validation');
+  t.ok(config.frontends.length >= 3);
+});

@@ -8,7 +8,9 @@ import { loginAtBackend, type BackendTls } from './connect/replay.js';
 import { converse, type ConverseOptions } from './greet/converse.js';
 import { MAX_BAD_BEFORE_LOGIN, MAX_COMMANDS_BEFORE_LOGIN, type Login } from './greet/dialogue.js';
 import { closeListeners, listenAll, type Listener } from './accept/listen.js';
-import { compileAcl } from './accept/acl.js';
+import { compileAcl, type CompiledAcl } from './accept/acl.js';
+import { readProxyHeader } from './accept/proxy-header.js';
+import { encodeProxyV1, encodeProxyV2, parseProxyHeader } from './wire/proxy/header.js';
 import { formatAddress } from './accept/port-range.js';
 import { chainLookups, chainNeedsPeek, tableKey, type Lookup } from './affinity/chain.js';
 import { loadKeyModule, runKeyFunction, type KeyFunction, type KeyModuleInput } from './affinity/key-module.js';
@@ -134,6 +136,10 @@ export interface Frontend {
   readonly stopProbes?: () => void;
   /** Open connections: client socket → a way to cut it. */
   readonly open: Map<net.Socket, () => void>;
+  /** `--allow`/`--deny`; for trusted balancers, checked on the address their header carries. */
+  readonly acl: CompiledAcl;
+  /** `--trusted-proxy` networks, when `--accept-proxy-protocol` is on. */
+  readonly trusted?: CompiledAcl;
 }
 
 /** A running tether: every frontend, and a graceful stop. */
@@ -325,8 +331,26 @@ async function handleConnection(raw: net.Socket, fe: Frontend, deps: Deps): Prom
   let pr = fe.pools.get('default');
   let peekStop: string | undefined;
   let login: Login | undefined;
+  let destination = { address: raw.localAddress ?? '', port: facts.localPort };
+  const isTrusted = fe.trusted !== undefined && facts.source !== '' && fe.trusted.admits(facts.source);
+  if (isTrusted) {
+    const h = await readProxyHeader(client);
+    const v = h.ok ? h.header : undefined;
+    if (v?.source !== undefined && v.sourcePort !== undefined && v.dest !== undefined && v.destPort !== undefined) {
+      facts = { ...facts, source: v.source, sourcePort: v.sourcePort };
+      destination = { address: v.dest, port: v.destPort };
+    }
+    if (!h.ok || !fe.acl.admits(facts.source)) {
+      const termination: Termination = isCut() ? { cause: 'tether', stage: 'shutdown' } : { cause: 'client', stage: 'accept', code: h.ok ? 'acl-deny' : 'proxy-header' };
+      outcome = { ...outcome, termination, bytesIn: raw.bytesRead };
+      pr = undefined;
+      client.destroy();
+    }
+  }
   if (facts.source === '') {
     outcome = { ...outcome, termination: { cause: 'client', stage: 'accept', code: firstError ?? 'gone' } };
+  } else if (!pr) {
+    // Refused above, after reading the balancer's header.
   } else if (fe.mail) {
     const g = await converse(client, fe.mail.converse);
     client = g.client;
@@ -345,7 +369,12 @@ async function handleConnection(raw: net.Socket, fe: Frontend, deps: Deps): Prom
     }
   } else if (fe.peeks) {
     const r = await peek(client, { timeoutMs: fe.config.peekTimeoutMs, maxBytes: MAX_PRELUDE_BYTES });
-    if (r.ok) {
+    if (r.ok && fe.trusted && !isTrusted && r.prelude.length > 0 && parseProxyHeader(Buffer.concat(r.prelude)).kind !== 'not-mine') {
+      // Only --trusted-proxy balancers may say who the client is; anyone else trying is refused.
+      outcome = { ...outcome, termination: { cause: 'client', stage: 'accept', code: 'proxy-untrusted' }, bytesIn: client.bytesRead };
+      pr = undefined;
+      client.destroy();
+    } else if (r.ok) {
       prelude = r.prelude;
       facts = { ...facts, peek: r.facts };
       peekStop = r.stop;
@@ -370,8 +399,12 @@ async function handleConnection(raw: net.Socket, fe: Frontend, deps: Deps): Prom
       outcome = { termination: isCut() ? { cause: 'tether', stage: 'shutdown' } : c.termination, bytesIn: client.bytesRead, bytesOut: 0, tries: c.tries };
     } else {
       let backendSocket: net.Socket | undefined = c.socket;
-      // TODO(#5): a PROXY protocol header toward the backend goes out here, before the
-      // backend's greeting is read (Dovecot and Postfix accept it).
+      // Before the prelude and before the backend's greeting is read (Dovecot and Postfix accept it).
+      const pp = fe.config.proxyProtocol;
+      if (pp !== undefined) {
+        const endpoints = { source: facts.source, sourcePort: facts.sourcePort, dest: destination.address, destPort: destination.port };
+        c.socket.write(pp === 'v1' ? encodeProxyV1(endpoints) : encodeProxyV2(endpoints));
+      }
       if (login && fe.mail) {
         const bl = await loginAtBackend(c.socket, login, { ...fe.mail.backendLogin, tlsOptions: fe.mail.backendTlsOptions(c.backend.spec.host), now: () => deps.clock.now() });
         if (bl.ok) {
@@ -477,6 +510,7 @@ async function startFrontend(config: FrontendConfig, deps: Deps): Promise<Fronte
   const open = new Map<net.Socket, () => void>();
   let lastAcceptErrorMs = -Infinity;
   const acl = compileAcl({ allow: config.allow, deny: config.deny });
+  const trusted = config.acceptProxyProtocol ? compileAcl({ allow: config.trustedProxies, deny: [] }) : undefined;
   const feRef: { fe?: Frontend } = {};
   const listeners = await listenAll(
     config.listen,
@@ -486,7 +520,9 @@ async function startFrontend(config: FrontendConfig, deps: Deps): Promise<Fronte
         client.destroy();
         return;
       }
-      if (!acl.admits(client.remoteAddress ?? '')) {
+      // A trusted balancer's clients are checked once its header has said who they are.
+      const viaBalancer = trusted?.admits(client.remoteAddress ?? '') === true;
+      if (!viaBalancer && !acl.admits(client.remoteAddress ?? '')) {
         // Refused before a byte is read: a plain close, logged like any connection.
         client.on('error', () => undefined); // the client is gone either way; recorded below
         client.destroy();
@@ -541,6 +577,8 @@ async function startFrontend(config: FrontendConfig, deps: Deps): Promise<Fronte
     ...(mail === undefined ? {} : { mail }),
     ...(probes === undefined ? {} : { stopProbes: probes }),
     open,
+    acl,
+    ...(trusted === undefined ? {} : { trusted }),
   };
   feRef.fe = fe;
   for (const l of listeners) {

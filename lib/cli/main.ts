@@ -27,8 +27,8 @@ import {
   parseCidr,
   parseLookupUrl,
 } from './flags.js';
-import { BACKEND_TLS_MODES, CLIENT_TLS_MODES, FRONTEND_PROTOCOLS, LOGIN_DOMAIN_MODES } from '../config/types.js';
-import type { FrontendProtocol, MailConfig } from '../config/types.js';
+import { BACKEND_TLS_MODES, CLIENT_TLS_MODES, FRONTEND_PROTOCOLS, LOGIN_DOMAIN_MODES, PROXY_PROTOCOL_VERSIONS } from '../config/types.js';
+import type { FrontendProtocol, MailConfig, ProxyProtocolVersion } from '../config/types.js';
 import { MAX_RETRIES } from '../config/defaults.js';
 
 interface RunOptions {
@@ -60,6 +60,9 @@ interface RunOptions {
   loginDomain?: MailConfig['loginDomain'];
   allow?: string[];
   deny?: string[];
+  proxyProtocol?: ProxyProtocolVersion;
+  acceptProxyProtocol?: boolean;
+  trustedProxy?: string[];
   name?: string;
   grace?: number;
   logLevel?: LogLevel;
@@ -93,6 +96,8 @@ const PARSERS: Readonly<Record<string, (v: string) => unknown>> = {
   '--login-domain': parseChoice(LOGIN_DOMAIN_MODES),
   '--allow': parseCidr,
   '--deny': parseCidr,
+  '--proxy-protocol': parseChoice(PROXY_PROTOCOL_VERSIONS),
+  '--trusted-proxy': parseCidr,
   '--name': parseName,
   '--grace': parseDuration,
   '--log-level': parseLogLevel,
@@ -118,8 +123,8 @@ function addRunOptions(cmd: Command): Command {
   return cmd;
 }
 
-const FLAG_FOR_FIELD: Readonly<Record<string, string>> = { listen: '--listen', backends: '--backend', affinity: '--affinity', name: '--name' };
-const FLAG_FIELD_NAMES = new Set(['affinity-timeout', 'connect-timeout', 'idle-timeout', 'affinity-max-entries', 'retries', 'hold-down', 'peek-timeout', 'insert-cookie', 'key-module', 'protocol', 'tls', 'require-tls', 'backend-tls', 'user-map', 'user-lookup', 'login-timeout', 'routes']);
+const FLAG_FOR_FIELD: Readonly<Record<string, string>> = { listen: '--listen', backends: '--backend', affinity: '--affinity', name: '--name', 'trusted-proxies': '--trusted-proxy' };
+const FLAG_FIELD_NAMES = new Set(['affinity-timeout', 'connect-timeout', 'idle-timeout', 'affinity-max-entries', 'retries', 'hold-down', 'peek-timeout', 'insert-cookie', 'key-module', 'protocol', 'tls', 'require-tls', 'backend-tls', 'user-map', 'user-lookup', 'login-timeout', 'routes', 'proxy-protocol', 'accept-proxy-protocol']);
 
 /** Renames `frontends[0].backends[1]` to `--backend #2` for configs built from flags. */
 function flagPath(path: string): string {
@@ -162,6 +167,9 @@ function configFromFlags(o: RunOptions): Config {
   d.mail = mail;
   if (o.allow !== undefined) d.allow = o.allow;
   if (o.deny !== undefined) d.deny = o.deny;
+  if (o.proxyProtocol !== undefined) d.proxyProtocol = o.proxyProtocol;
+  if (o.acceptProxyProtocol !== undefined) d.acceptProxyProtocol = o.acceptProxyProtocol;
+  if (o.trustedProxy !== undefined) d.trustedProxies = o.trustedProxy;
   return { logLevel: o.logLevel ?? 'info', graceMs: o.grace ?? GRACE_MS, frontends: [frontendWithDefaults(d)] };
 }
 
@@ -169,6 +177,7 @@ const FRONTEND_OPTION_KEYS = [
   'listen', 'backend', 'affinity', 'balance', 'affinityTimeout', 'affinityMaxEntries', 'connectTimeout', 'idleTimeout', 'retries', 'holdDown', 'peekTimeout', 'insertCookie', 'keyModule', 'name',
   'protocol', 'tls', 'tlsCert', 'tlsKey', 'requireTls', 'backendTls', 'backendCa', 'backendInsecure', 'userMap', 'userLookup',
   'userCacheTtl', 'loginTimeout', 'loginDomain', 'allow', 'deny',
+  'proxyProtocol', 'acceptProxyProtocol', 'trustedProxy',
 ] as const;
 
 /** Exit status for each error code: usage and config problems 2, start failures 1. */

@@ -19,7 +19,7 @@ import {
   parseLookupUrl,
 } from '../cli/flags.js';
 import * as D from './defaults.js';
-import { BACKEND_TLS_MODES, CLIENT_TLS_MODES, FRONTEND_PROTOCOLS, LOGIN_DOMAIN_MODES, PEEK_PROTOCOLS } from './types.js';
+import { BACKEND_TLS_MODES, CLIENT_TLS_MODES, FRONTEND_PROTOCOLS, LOGIN_DOMAIN_MODES, PEEK_PROTOCOLS, PROXY_PROTOCOL_VERSIONS } from './types.js';
 import type {
   AffinityStep,
   BackendSpec,
@@ -31,6 +31,7 @@ import type {
   MailConfig,
   PeekProtocol,
   PoolConfig,
+  ProxyProtocolVersion,
   RouteRule,
 } from './types.js';
 
@@ -56,6 +57,9 @@ export interface FrontendDraft {
   mail?: Partial<MailConfig>;
   allow?: string[];
   deny?: string[];
+  proxyProtocol?: ProxyProtocolVersion;
+  acceptProxyProtocol?: boolean;
+  trustedProxies?: string[];
 }
 
 /** Fills the mail defaults. */
@@ -99,6 +103,9 @@ export function frontendWithDefaults(d: FrontendDraft): FrontendConfig {
     mail: mailWithDefaults(d.mail),
     allow: d.allow ?? [],
     deny: d.deny ?? [],
+    ...(d.proxyProtocol === undefined ? {} : { proxyProtocol: d.proxyProtocol }),
+    acceptProxyProtocol: d.acceptProxyProtocol ?? false,
+    trustedProxies: d.trustedProxies ?? [],
   };
 }
 
@@ -107,6 +114,7 @@ const FRONTEND_KEYS = [
   'connect-timeout', 'idle-timeout', 'retries', 'hold-down', 'peek-timeout', 'insert-cookie', 'key-module',
   'pools', 'routes', 'protocol', 'tls', 'tls-cert', 'tls-key', 'require-tls', 'backend-tls', 'backend-ca',
   'backend-insecure', 'user-map', 'user-lookup', 'user-cache-ttl', 'login-timeout', 'login-domain', 'allow', 'deny',
+  'proxy-protocol', 'accept-proxy-protocol', 'trusted-proxies',
 ] as const;
 const POOL_KEYS = ['backends', 'balance'] as const;
 const ROUTE_KEYS = ['pool', 'protocol', 'sni', 'alpn', 'http-host'] as const;
@@ -334,14 +342,16 @@ function frontendFromObject(o: Record<string, unknown>, at: string, issues: Conf
   put('loginTimeoutMs', dur('login-timeout'));
   put('loginDomain', choice('login-domain', LOGIN_DOMAIN_MODES));
   d.mail = mail;
-  for (const key of ['allow', 'deny'] as const) {
+  set('proxyProtocol', choice('proxy-protocol', PROXY_PROTOCOL_VERSIONS));
+  set('acceptProxyProtocol', bool('accept-proxy-protocol'));
+  for (const [key, field] of [['allow', 'allow'], ['deny', 'deny'], ['trusted-proxies', 'trustedProxies']] as const) {
     if (o[key] === undefined) continue;
     const list: string[] = [];
     listOf(o[key]).forEach((c, i) => {
       const v = scalar(c, Array.isArray(o[key]) ? `${at}.${key}[${String(i)}]` : `${at}.${key}`, parseCidr, issues);
       if (v !== undefined) list.push(v);
     });
-    d[key] = list;
+    d[field] = list;
   }
   return frontendWithDefaults(d);
 }

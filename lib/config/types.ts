@@ -38,6 +38,9 @@ export const BACKEND_TLS_MODES = ['none', 'starttls', 'tls'] as const;
 export type BackendTlsMode = (typeof BACKEND_TLS_MODES)[number];
 export const LOGIN_DOMAIN_MODES = ['keep', 'strip'] as const;
 export type LoginDomainMode = (typeof LOGIN_DOMAIN_MODES)[number];
+/** `--proxy-protocol`: the PROXY protocol header version sent to backends. */
+export const PROXY_PROTOCOL_VERSIONS = ['v1', 'v2'] as const;
+export type ProxyProtocolVersion = (typeof PROXY_PROTOCOL_VERSIONS)[number];
 
 /** Mail settings of an imap/pop3 frontend. */
 export interface MailConfig {
@@ -121,6 +124,12 @@ export interface FrontendConfig {
   /** `--allow` / `--deny` CIDRs, checked at accept before any byte is read. */
   readonly allow: readonly string[];
   readonly deny: readonly string[];
+  /** `--proxy-protocol`: a PROXY header with the client's address goes to each backend first. */
+  readonly proxyProtocol?: ProxyProtocolVersion;
+  /** `--accept-proxy-protocol`: clients from `trustedProxies` start with a PROXY header. */
+  readonly acceptProxyProtocol: boolean;
+  /** `--trusted-proxy` CIDRs: the balancers whose PROXY headers are believed. */
+  readonly trustedProxies: readonly string[];
 }
 
 /** Everything one tether process runs. */

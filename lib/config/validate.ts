@@ -87,6 +87,12 @@ function checkFrontend(fe: FrontendConfig, at: string, issues: ConfigIssue[]): v
   }
 
   checkMail(fe, at, issues);
+  if (fe.acceptProxyProtocol && fe.trustedProxies.length === 0) {
+    issues.push({ path: `${at}.accept-proxy-protocol`, message: 'needs at least one --trusted-proxy: only trusted balancers may set the client address' });
+  }
+  if (!fe.acceptProxyProtocol && fe.trustedProxies.length > 0) {
+    issues.push({ path: `${at}.trusted-proxies`, message: 'needs --accept-proxy-protocol' });
+  }
 
   const positive: readonly [string, number][] = [
     ['affinity-timeout', fe.affinityTimeoutMs],

@@ -5,7 +5,7 @@ import type { FrontendConfig } from '../../lib/config/types.js';
 
 const BACKEND_SYNTAX = '[NAME=]HOST[:PORT][,weight=N][,backup]';
 const FRONTEND_FIELDS =
-  'name, listen, backends, affinity, balance, affinity-timeout, affinity-max-entries, connect-timeout, idle-timeout, retries, hold-down, peek-timeout, insert-cookie, key-module, pools, routes, protocol, tls, tls-cert, tls-key, require-tls, backend-tls, backend-ca, backend-insecure, user-map, user-lookup, user-cache-ttl, login-timeout, login-domain, allow, deny';
+  'name, listen, backends, affinity, balance, affinity-timeout, affinity-max-entries, connect-timeout, idle-timeout, retries, hold-down, peek-timeout, insert-cookie, key-module, pools, routes, protocol, tls, tls-cert, tls-key, require-tls, backend-tls, backend-ca, backend-insecure, user-map, user-lookup, user-cache-ttl, login-timeout, login-domain, allow, deny, proxy-protocol, accept-proxy-protocol, trusted-proxies';
 
 /** The issues of `doc`, as `path: message` lines. */
 const issuesOf = (doc: unknown): string[] => configFromDocument(doc).issues.map((i) => `${i.path}: ${i.message}`);
@@ -28,6 +28,8 @@ const DEFAULTS = {
   mail: mailWithDefaults(),
   allow: [],
   deny: [],
+  acceptProxyProtocol: false,
+  trustedProxies: [],
 } as const;
 
 t.test('a full document with two frontends builds the Config, defaults filled in', (t) => {
@@ -87,6 +89,8 @@ t.test('a full document with two frontends builds the Config, defaults filled in
         mail: mailWithDefaults(),
         allow: [],
         deny: [],
+        acceptProxyProtocol: false,
+        trustedProxies: [],
       },
       {
         ...DEFAULTS,
@@ -258,5 +262,16 @@ t.test('affinity may be a list or a comma string', (t) => {
   const want = [{ kind: 'source', v4Bits: 24, v6Bits: 128 }, { kind: 'none' }];
   t.same(chain(['source/24', 'none']), want);
   t.same(chain('source/24,none'), want);
+  t.end();
+});
+
+t.test('PROXY protocol keys', (t) => {
+  const { config, issues } = configFromDocument({
+    frontends: [{ listen: ['127.0.0.1:1'], backends: ['127.0.0.1:2'], 'proxy-protocol': 'v1', 'accept-proxy-protocol': true, 'trusted-proxies': ['10.0.0.0/8', '192.0.2.1'] }],
+  });
+  t.same(issues, []);
+  t.match(config.frontends[0], { proxyProtocol: 'v1', acceptProxyProtocol: true, trustedProxies: ['10.0.0.0/8', '192.0.2.1/32'] });
+  const bad = configFromDocument({ frontends: [{ listen: ['127.0.0.1:1'], backends: ['127.0.0.1:2'], 'proxy-protocol': 'v3', 'accept-proxy-protocol': 'yes', 'trusted-proxies': 'nope' }] });
+  t.same(bad.issues.map((i) => i.path), ['frontends[0].proxy-protocol', 'frontends[0].accept-proxy-protocol', 'frontends[0].trusted-proxies']);
   t.end();
 });

@@ -257,3 +257,12 @@ t.test('deepFreeze copes with cycles and primitives', (t) => {
   t.equal(deepFreeze(null), null);
   t.end();
 });
+
+t.test('accept-proxy-protocol and trusted-proxies need each other', (t) => {
+  t.same(issuesOf({ ...fe(), acceptProxyProtocol: true }), [
+    'frontends[0].accept-proxy-protocol: needs at least one --trusted-proxy: only trusted balancers may set the client address',
+  ]);
+  t.same(issuesOf({ ...fe(), trustedProxies: ['10.0.0.0/8'] }), ['frontends[0].trusted-proxies: needs --accept-proxy-protocol']);
+  t.same(issuesOf({ ...fe(), acceptProxyProtocol: true, trustedProxies: ['10.0.0.0/8'], proxyProtocol: 'v2' }), []);
+  t.end();
+});

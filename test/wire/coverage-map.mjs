@@ -12,6 +12,7 @@ const SOURCES = {
   'imap-command': ['lib/wire/imap/command.ts'],
   'pop3-command': ['lib/wire/pop3/command.ts'],
   'sasl-plain': ['lib/wire/sasl/plain.ts'],
+  'proxy-header': ['lib/wire/proxy/header.ts'],
 };
 export default (testFile) => {
   const m = /^test[/\\]wire[/\\](.+)\.test\.ts$/.exec(testFile);

@@ -123,9 +123,7 @@ async function mailRuntime(config: FrontendConfig, deps: Deps): Promise<MailRunt
 export interface Frontend {
   readonly config: FrontendConfig;
   readonly listeners: readonly Listener[];
-  /** The `default` pool (the frontend's own backends). */
-  readonly pool: Pool;
-  readonly table: AffinityTable;
+  /** The pools by name; `default` holds the frontend's own backends. */
   readonly pools: ReadonlyMap<string, PoolRuntime>;
   /** Whether clients are peeked before placing (the chain, routes or insert-cookie need it). */
   readonly peeks: boolean;
@@ -321,6 +319,8 @@ async function handleConnection(raw: net.Socket, fe: Frontend, deps: Deps): Prom
   const stopping = { cut: false };
   // A stop may cut the client while a stage awaits; read it through a call, not a narrowed field.
   const isCut = (): boolean => stopping.cut;
+  /** A stop that cut the client overrides whatever the interrupted stage reports. */
+  const ended = (t: Termination): Termination => (isCut() ? { cause: 'tether', stage: 'shutdown' } : t);
   fe.open.set(raw, () => {
     stopping.cut = true;
     client.destroy();
@@ -333,7 +333,13 @@ async function handleConnection(raw: net.Socket, fe: Frontend, deps: Deps): Prom
   let login: Login | undefined;
   let destination = { address: raw.localAddress ?? '', port: facts.localPort };
   const isTrusted = fe.trusted !== undefined && facts.source !== '' && fe.trusted.admits(facts.source);
-  if (isTrusted) {
+  if (!isTrusted && !fe.acl.admits(facts.source)) {
+    // Refused before a byte is read (the socket is still paused); a trusted balancer's clients
+    // are checked below, once its header has said who they are.
+    outcome = { ...outcome, termination: { cause: 'client', stage: 'accept', code: 'acl-deny' } };
+    pr = undefined;
+    client.destroy();
+  } else if (isTrusted) {
     const h = await readProxyHeader(client);
     const v = h.ok ? h.header : undefined;
     if (v?.source !== undefined && v.sourcePort !== undefined && v.dest !== undefined && v.destPort !== undefined) {
@@ -341,16 +347,16 @@ async function handleConnection(raw: net.Socket, fe: Frontend, deps: Deps): Prom
       destination = { address: v.dest, port: v.destPort };
     }
     if (!h.ok || !fe.acl.admits(facts.source)) {
-      const termination: Termination = isCut() ? { cause: 'tether', stage: 'shutdown' } : { cause: 'client', stage: 'accept', code: h.ok ? 'acl-deny' : 'proxy-header' };
+      const termination = ended({ cause: 'client', stage: 'accept', code: h.ok ? 'acl-deny' : 'proxy-header' });
       outcome = { ...outcome, termination, bytesIn: raw.bytesRead };
       pr = undefined;
       client.destroy();
     }
   }
-  if (facts.source === '') {
+  if (!pr) {
+    // Refused above: by the ACL, or after reading the balancer's header.
+  } else if (facts.source === '') {
     outcome = { ...outcome, termination: { cause: 'client', stage: 'accept', code: firstError ?? 'gone' } };
-  } else if (!pr) {
-    // Refused above, after reading the balancer's header.
   } else if (fe.mail) {
     const g = await converse(client, fe.mail.converse);
     client = g.client;
@@ -361,7 +367,7 @@ async function handleConnection(raw: net.Socket, fe: Frontend, deps: Deps): Prom
       const named = fe.mail.directory ? await fe.mail.directory.lookup(key) : undefined;
       facts = { ...facts, login: named === undefined ? { key } : { key, backend: named } };
     } else {
-      outcome = { ...outcome, termination: isCut() ? { cause: 'tether', stage: 'shutdown' } : g.termination, bytesIn: raw.bytesRead };
+      outcome = { ...outcome, termination: ended(g.termination), bytesIn: raw.bytesRead };
       pr = undefined;
       // converse only half-closes (BYE, FIN) and leaves the client paused: without this, a
       // client that never closes its side would hold the connection past the login timeout.
@@ -379,7 +385,7 @@ async function handleConnection(raw: net.Socket, fe: Frontend, deps: Deps): Prom
       facts = { ...facts, peek: r.facts };
       peekStop = r.stop;
     } else {
-      outcome = { ...outcome, termination: stopping.cut ? { cause: 'tether', stage: 'shutdown' } : r.termination, bytesIn: client.bytesRead };
+      outcome = { ...outcome, termination: ended(r.termination), bytesIn: client.bytesRead };
       pr = undefined;
     }
   }
@@ -396,7 +402,7 @@ async function handleConnection(raw: net.Socket, fe: Frontend, deps: Deps): Prom
     const c = await connectWithFailover(client, fe, pr, facts, lookups, named, deps, log);
     if ('termination' in c) {
       if (!client.destroyed) refuse(client);
-      outcome = { termination: isCut() ? { cause: 'tether', stage: 'shutdown' } : c.termination, bytesIn: client.bytesRead, bytesOut: 0, tries: c.tries };
+      outcome = { termination: ended(c.termination), bytesIn: client.bytesRead, bytesOut: 0, tries: c.tries };
     } else {
       let backendSocket: net.Socket | undefined = c.socket;
       // Before the prelude and before the backend's greeting is read (Dovecot and Postfix accept it).
@@ -423,16 +429,16 @@ async function handleConnection(raw: net.Socket, fe: Frontend, deps: Deps): Prom
         }
       }
       if (backendSocket) {
-      client.off('error', preError);
-      const s: Splice = splice(client, backendSocket, prelude, { idleMs: fe.config.idleTimeoutMs, ...learning(fe, pr, facts, c.backend, deps) });
-      // Keyed by the raw socket, as at accept: `client` may be the TLS socket (STARTTLS or
-      // implicit TLS), and only `raw` is deleted below; a TLS key would stay and hang stop().
-      fe.open.set(raw, s.cut);
-      if (isCut()) s.cut();
-      const r = await s.done;
-      c.backend.active--;
-      outcome = { termination: r.termination, backend: c.backend, via: c.via, bytesIn: r.bytesIn, bytesOut: r.bytesOut, tries: c.tries };
-      if (c.lookup) outcome.lookup = c.lookup;
+        client.off('error', preError);
+        const s: Splice = splice(client, backendSocket, prelude, { idleMs: fe.config.idleTimeoutMs, ...learning(fe, pr, facts, c.backend, deps) });
+        // Keyed by the raw socket, as at accept: `client` may be the TLS socket (STARTTLS or
+        // implicit TLS), and only `raw` is deleted below; a TLS key would stay and hang stop().
+        fe.open.set(raw, s.cut);
+        if (isCut()) s.cut();
+        const r = await s.done;
+        c.backend.active--;
+        outcome = { termination: r.termination, backend: c.backend, via: c.via, bytesIn: r.bytesIn, bytesOut: r.bytesOut, tries: c.tries };
+        if (c.lookup) outcome.lookup = c.lookup;
       }
     }
   } else if (stopping.cut && facts.source !== '') {
@@ -520,30 +526,6 @@ async function startFrontend(config: FrontendConfig, deps: Deps): Promise<Fronte
         client.destroy();
         return;
       }
-      // A trusted balancer's clients are checked once its header has said who they are.
-      const viaBalancer = trusted?.admits(client.remoteAddress ?? '') === true;
-      if (!viaBalancer && !acl.admits(client.remoteAddress ?? '')) {
-        // Refused before a byte is read: a plain close, logged like any connection.
-        client.on('error', () => undefined); // the client is gone either way; recorded below
-        client.destroy();
-        if (deps.logger.isLevelEnabled('info')) {
-          deps.logger.info(
-            {
-              event: EVENTS.connClose,
-              conn: nextConnId++,
-              frontend: config.name,
-              client: formatAddress(client.remoteAddress ?? '', client.remotePort ?? 0),
-              backend: null,
-              bytesIn: 0,
-              bytesOut: 0,
-              durationMs: 0,
-              termination: { cause: 'client', stage: 'accept', code: 'acl-deny' },
-            },
-            'connection refused by ACL',
-          );
-        }
-        return;
-      }
       handleConnection(client, fe, deps).catch((err: unknown) => {
         // A bug (HAProxy's "should never happen"): end this connection, keep serving the rest.
         fe.open.delete(client);
@@ -569,8 +551,6 @@ async function startFrontend(config: FrontendConfig, deps: Deps): Promise<Fronte
   const fe: Frontend = {
     config,
     listeners,
-    pool: defaultPool.pool,
-    table: defaultPool.table,
     pools,
     peeks,
     ...(keyFunction === undefined ? {} : { keyFunction }),

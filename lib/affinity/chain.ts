@@ -110,12 +110,6 @@ export function chainLookups(chain: readonly AffinityStep[], facts: Facts, ctx: 
   return chain.flatMap((step) => lookupsFor(step, facts, ctx));
 }
 
-/** The first plain key of the chain (no table needed), for callers that only hash. */
-export function firstKey(chain: readonly AffinityStep[], facts: Facts): AffinityKey | undefined {
-  const l = chainLookups(chain, facts, { backendNames: new Set() }).find((x) => !x.learned);
-  return l === undefined ? undefined : { kind: l.kind, value: l.value };
-}
-
 /** Whether the chain needs the peek stage (any step reads the client's first bytes). */
 export function chainNeedsPeek(chain: readonly AffinityStep[]): boolean {
   for (const step of chain) {

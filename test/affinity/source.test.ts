@@ -1,12 +1,18 @@
 import fc from 'fast-check';
 import ipaddr from 'ipaddr.js';
 import t from 'tap';
-import { firstKey, tableKey } from '../../lib/affinity/chain.js';
+import { chainLookups, tableKey, type AffinityKey } from '../../lib/affinity/chain.js';
 import { sourceNetwork } from '../../lib/affinity/source.js';
 import type { AffinityStep } from '../../lib/config/types.js';
 import type { Facts } from '../../lib/facts.js';
 
 const facts = (source: string): Facts => ({ source, sourcePort: 50_000, localPort: 443 });
+
+/** The key placement would try first (source and none never need the affinity table). */
+function firstKey(chain: readonly AffinityStep[], f: Facts): AffinityKey | undefined {
+  const l = chainLookups(chain, f, { backendNames: new Set() })[0];
+  return l === undefined ? undefined : { kind: l.kind, value: l.value };
+}
 const source = (v4Bits: number, v6Bits: number): AffinityStep => ({ kind: 'source', v4Bits, v6Bits });
 
 t.test('IPv4 masks', (t) => {

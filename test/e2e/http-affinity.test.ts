@@ -7,9 +7,9 @@ import t, { type Test } from 'tap';
 import net from 'node:net';
 import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
-import { runTether, type LogLine, type RunningTether } from '../helpers/run-tether.js';
+import { type RunningTether } from '../helpers/run-tether.js';
 import { deadPort, greetAndEcho, startBackend, whoAnswers, type BackendBehaviour, type TestBackend } from '../helpers/named-backend.js';
-import { waitForCount } from '../helpers/e2e-tools.js';
+import { tetherOnLoopback as tether, connCloses as closes, keyKind } from '../helpers/e2e-tools.js';
 import {
   BIG_BODY_BYTES,
   CHUNKS,
@@ -38,24 +38,6 @@ async function httpBackends(t: Test, cookie: SessionCookie = 'none'): Promise<Ht
 function backendFlags(bs: readonly { name: string; port: number }[]): string[] {
   return bs.flatMap((b) => ['--backend', `${b.name}=127.0.0.1:${String(b.port)}`]);
 }
-
-/** Starts tether on 127.0.0.1:0, stopped on teardown. */
-async function tether(t: Test, args: readonly string[]): Promise<{ rt: RunningTether; port: number }> {
-  const rt = await runTether(['--listen', '127.0.0.1:0', ...args]);
-  t.teardown(() => rt.stop());
-  return { rt, port: rt.ports[0]! };
-}
-
-/** The first `n` conn.close lines, in connection order (a line is logged after both sides close). */
-async function closes(rt: RunningTether, n: number): Promise<LogLine[]> {
-  await waitForCount(rt, (l) => l.event === 'conn.close', n);
-  return rt.lines
-    .filter((l) => l.event === 'conn.close')
-    .sort((x, y) => Number(x['conn']) - Number(y['conn']))
-    .slice(0, n);
-}
-
-const keyKind = (l: LogLine): string | undefined => (l['key'] as { kind?: string } | null)?.kind;
 
 /** Asserts that none of `secrets` appears anywhere in tether's stdout (the JSON log). */
 function noSecretsLogged(t: Test, rt: RunningTether, secrets: readonly string[]): void {

@@ -5,8 +5,8 @@
 import t, { type Test } from 'tap';
 import path from 'node:path';
 import { readFileSync } from 'node:fs';
-import { runTether, runTetherToExit, type LogLine, type RunningTether } from '../helpers/run-tether.js';
-import { waitForCount } from '../helpers/e2e-tools.js';
+import { runTetherToExit } from '../helpers/run-tether.js';
+import { waitForCount, tetherOnLoopback as tether, connCloses as closes, keyKind } from '../helpers/e2e-tools.js';
 import { curl, nodeGet, startHttpBackend, type HttpBackend } from '../helpers/http-backend.js';
 
 const NAMES = ['a', 'b', 'c'] as const;
@@ -19,22 +19,6 @@ async function httpBackends(t: Test): Promise<HttpBackend[]> {
 }
 
 const backendFlags = (bs: readonly HttpBackend[]): string[] => bs.flatMap((b) => ['--backend', `${b.name}=127.0.0.1:${String(b.port)}`]);
-
-async function tether(t: Test, args: readonly string[]): Promise<{ rt: RunningTether; port: number }> {
-  const rt = await runTether(['--listen', '127.0.0.1:0', ...args]);
-  t.teardown(() => rt.stop());
-  return { rt, port: rt.ports[0]! };
-}
-
-async function closes(rt: RunningTether, n: number): Promise<LogLine[]> {
-  await waitForCount(rt, (l) => l.event === 'conn.close', n);
-  return rt.lines
-    .filter((l) => l.event === 'conn.close')
-    .sort((x, y) => Number(x['conn']) - Number(y['conn']))
-    .slice(0, n);
-}
-
-const keyKind = (l: LogLine): string | undefined => (l['key'] as { kind?: string } | null)?.kind;
 
 const MODULES = {
   'tenant.mjs': "export function key(input) { return input.http?.headers['x-tenant']; }\n",

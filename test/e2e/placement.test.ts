@@ -1,9 +1,9 @@
 // Placement and failover through `node bin/tether`, HAProxy reg-test style: backends a, b and c
 // answer with their name, and every assertion is about who answered (and what tether logged).
 import t, { type Test } from 'tap';
-import { runTether, type LogLine, type RunningTether } from '../helpers/run-tether.js';
+import { type LogLine } from '../helpers/run-tether.js';
 import { deadPort, startBackend, whoAnswers, type TestBackend } from '../helpers/named-backend.js';
-import { blackHole, holdConnection, isConnClose, linesWhere, waitForCount, watchClose } from '../helpers/e2e-tools.js';
+import { blackHole, holdConnection, isConnClose, linesWhere, waitForCount, watchClose, tetherOnLoopback as tether } from '../helpers/e2e-tools.js';
 
 /** Starts named backends, closed on teardown. */
 async function backends(t: Test, names: readonly string[]): Promise<TestBackend[]> {
@@ -18,12 +18,6 @@ function backendFlags(bs: readonly { name: string; port: number }[], suffix: Rea
 }
 
 /** Starts tether on 127.0.0.1:0 with `args`, stopped on teardown; returns it and its port. */
-async function tether(t: Test, args: readonly string[]): Promise<{ rt: RunningTether; port: number }> {
-  const rt = await runTether(['--listen', '127.0.0.1:0', ...args]);
-  t.teardown(() => rt.stop());
-  return { rt, port: rt.ports[0]! };
-}
-
 /** `n` sequential connections; the names that answered, in order. */
 async function answers(port: number, n: number, localAddress?: string): Promise<string[]> {
   const out: string[] = [];
@@ -151,6 +145,8 @@ t.test('failover', (t) => {
     t.same(others.map((s) => after.get(s)), others.map((s) => before.get(s)), 'sources on live backends kept theirs');
     // The moved sources are pinned to their new backend.
     for (const src of onVictim.slice(0, 3)) t.equal(await whoAnswers(port, { localAddress: src }), after.get(src), `${src} stays moved`);
+    // Log lines are written in batches: wait for the line, then count every one there is.
+    await waitForCount(rt, is('backend.down', { backend: victim.name }), 1);
     t.equal(linesWhere(rt, is('backend.down', { backend: victim.name })).length, 1, `backend.down ${victim.name} once`);
   });
 
@@ -191,6 +187,7 @@ t.test('failover', (t) => {
     await b!.close();
     const down = await answers(port, 10);
     t.same(tally(down), { x: 10 }, 'with both primaries dead, the backup takes everything');
+    await waitForCount(rt, isConnClose(), 20); // every line logged before the last close is in
     t.equal(linesWhere(rt, is('backend.down')).length, 2, 'both primaries marked down');
   });
 

@@ -3,9 +3,9 @@
 // source, whatever the quoting, declaration, case or TCP segmentation of the stream header.
 import t, { type Test } from 'tap';
 import net from 'node:net';
-import { runTether, type LogLine, type RunningTether } from '../helpers/run-tether.js';
+
 import { startBackend, type BackendBehaviour, type TestBackend } from '../helpers/named-backend.js';
-import { waitForCount } from '../helpers/e2e-tools.js';
+import { tetherOnLoopback as tether, connCloses as closes, keyKind } from '../helpers/e2e-tools.js';
 
 const NAMES = ['a', 'b', 'c'] as const;
 const SOURCES = ['127.0.0.1', '127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'];
@@ -46,22 +46,6 @@ async function xmppBackends(t: Test): Promise<TestBackend[]> {
   t.teardown(() => Promise.all(bs.map((b) => b.close())));
   return bs;
 }
-
-async function tether(t: Test, args: readonly string[]): Promise<{ rt: RunningTether; port: number }> {
-  const rt = await runTether(['--listen', '127.0.0.1:0', ...args]);
-  t.teardown(() => rt.stop());
-  return { rt, port: rt.ports[0]! };
-}
-
-async function closes(rt: RunningTether, n: number): Promise<LogLine[]> {
-  await waitForCount(rt, (l) => l.event === 'conn.close', n);
-  return rt.lines
-    .filter((l) => l.event === 'conn.close')
-    .sort((x, y) => Number(x['conn']) - Number(y['conn']))
-    .slice(0, n);
-}
-
-const keyKind = (l: LogLine): string | undefined => (l['key'] as { kind?: string } | null)?.kind;
 
 /**
  * Opens an XMPP stream through `port` from `source`, writing `pieces` with `pauseMs` between

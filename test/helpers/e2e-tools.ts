@@ -3,7 +3,8 @@
 // stays open, a client that watches how it is closed, and a loopback black hole.
 import net from 'node:net';
 import { spawn } from 'node:child_process';
-import type { LogLine, RunningTether } from './run-tether.js';
+import type { Test } from 'tap';
+import { runTether, type LogLine, type RunningTether } from './run-tether.js';
 
 /** The hint commander prints after a usage error. */
 export const USAGE_HINT = '(run tether --help for usage)';
@@ -191,3 +192,22 @@ export async function blackHole(): Promise<BlackHole | undefined> {
   close();
   return undefined;
 }
+
+/** Starts tether on 127.0.0.1:0 with `args`, stopped on teardown. */
+export async function tetherOnLoopback(t: Test, args: readonly string[]): Promise<{ rt: RunningTether; port: number }> {
+  const rt = await runTether(['--listen', '127.0.0.1:0', ...args]);
+  t.teardown(() => rt.stop());
+  return { rt, port: rt.ports[0]! };
+}
+
+/** The first `n` conn.close lines, in connection order (a line is logged after both sides close). */
+export async function connCloses(rt: RunningTether, n: number): Promise<LogLine[]> {
+  await waitForCount(rt, (l) => l.event === 'conn.close', n);
+  return rt.lines
+    .filter((l) => l.event === 'conn.close')
+    .sort((x, y) => Number(x['conn']) - Number(y['conn']))
+    .slice(0, n);
+}
+
+/** The affinity key kind a conn.close line names, if any. */
+export const keyKind = (l: LogLine): string | undefined => (l['key'] as { kind?: string } | null)?.kind;

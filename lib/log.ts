@@ -24,6 +24,13 @@ export const EVENTS = {
   stopBegin: 'stop.begin',
   stopDone: 'stop.done',
   started: 'tether.started',
+  reloadDone: 'reload.done',
+  reloadFailed: 'reload.failed',
+  adminReady: 'admin.ready',
+  adminRequest: 'admin.request',
+  adminMove: 'affinity.moved',
+  adminFlush: 'affinity.flushed',
+  adminState: 'backend.state',
 } as const;
 
 /** Bytes of log lines gathered before a write. */

@@ -8,6 +8,7 @@ import { loginAtBackend, type BackendTls } from './connect/replay.js';
 import { converse, type ConverseOptions } from './greet/converse.js';
 import { MAX_BAD_BEFORE_LOGIN, MAX_COMMANDS_BEFORE_LOGIN, type Login } from './greet/dialogue.js';
 import { closeListeners, listenAll, type Listener } from './accept/listen.js';
+import { expandListen, type BindAddress } from './accept/port-range.js';
 import { compileAcl, type CompiledAcl } from './accept/acl.js';
 import { readProxyHeader } from './accept/proxy-header.js';
 import { encodeProxyV1, encodeProxyV2, parseProxyHeader } from './wire/proxy/header.js';
@@ -19,7 +20,7 @@ import { peek } from './peek/collect.js';
 import { responseHeadRewriter, tlsLearner, type Pin } from './pipe/learn.js';
 import { selectPool } from './place/route.js';
 import type { Clock, Rng } from './clock.js';
-import type { Config, FrontendConfig } from './config/types.js';
+import type { BalanceKind, Config, FrontendConfig } from './config/types.js';
 import { dial } from './connect/dial.js';
 import { TICKET_PROBE_INTERVAL_MS, probeTicketKeyName } from './connect/ticket-probe.js';
 import { TetherError, errorCode, type Termination } from './errors.js';
@@ -49,6 +50,7 @@ export interface PoolRuntime {
   readonly pool: Pool;
   readonly table: AffinityTable;
   readonly balancer: Balancer;
+  readonly balance: BalanceKind;
   readonly backendNames: ReadonlySet<string>;
 }
 
@@ -119,10 +121,41 @@ async function mailRuntime(config: FrontendConfig, deps: Deps): Promise<MailRunt
   };
 }
 
-/** One running frontend: its config, listeners, pools and open connections. */
+/** One open connection of a frontend, as the admin API and a stop see it. */
+export interface OpenConn {
+  /** Ends the connection now (both sockets). */
+  readonly cut: () => void;
+  /** Set once placed: the pool, the backend and the affinity-table key that decided, if any. */
+  readonly pool?: string;
+  readonly backend?: string;
+  readonly tableKey?: string;
+}
+
+/** Counters of one frontend, kept across reloads; read by /metrics and the admin API. */
+export interface FrontendStats {
+  /** Clients accepted. */
+  accepted: number;
+  /** Closed connections by `cause|stage|code`. */
+  readonly closes: Map<string, number>;
+  /** Peek outcomes by `protocol|stop` (peeking frontends only). */
+  readonly peeks: Map<string, number>;
+  /** Dials beyond the first, over all connections. */
+  retries: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+export function newFrontendStats(): FrontendStats {
+  return { accepted: 0, closes: new Map(), peeks: new Map(), retries: 0, bytesIn: 0, bytesOut: 0 };
+}
+
+/**
+ * What one frontend's config builds: pools, chain, mail and ACL runtimes. A connection takes the
+ * frontend's current one at accept and keeps it to the end, so a reload never changes the rules
+ * under an open connection. `open` and `stats` are shared by every generation of the frontend.
+ */
 export interface Frontend {
   readonly config: FrontendConfig;
-  readonly listeners: readonly Listener[];
   /** The pools by name; `default` holds the frontend's own backends. */
   readonly pools: ReadonlyMap<string, PoolRuntime>;
   /** Whether clients are peeked before placing (the chain, routes or insert-cookie need it). */
@@ -130,19 +163,43 @@ export interface Frontend {
   readonly keyFunction?: KeyFunction;
   /** imap/pop3 frontends: the greet stage's options, the user directory, backend login. */
   readonly mail?: MailRuntime;
-  /** Stops the tls-ticket key discovery timer, if running. */
-  readonly stopProbes?: () => void;
-  /** Open connections: client socket → a way to cut it. */
-  readonly open: Map<net.Socket, () => void>;
+  /** Open connections: raw client socket → how to cut it and where it went. */
+  readonly open: Map<net.Socket, OpenConn>;
   /** `--allow`/`--deny`; for trusted balancers, checked on the address their header carries. */
   readonly acl: CompiledAcl;
   /** `--trusted-proxy` networks, when `--accept-proxy-protocol` is on. */
   readonly trusted?: CompiledAcl;
+  readonly stats: FrontendStats;
 }
 
-/** A running tether: every frontend, and a graceful stop. */
+/** A frontend while tether runs: its current generation, its listeners and its timers. */
+export interface RunningFrontend {
+  readonly name: string;
+  current: Frontend;
+  listeners: Listener[];
+  /** Stops the frontend's timers (tls-ticket discovery, health checks). */
+  stopTimers: () => void;
+}
+
+/** What a reload changed, for the log line and the admin API. */
+export interface ReloadReport {
+  readonly frontends: { readonly added: string[]; readonly removed: string[]; readonly kept: string[] };
+  readonly listeners: { readonly kept: number; readonly added: number; readonly closed: number };
+  readonly backends: { readonly added: string[]; readonly removed: string[] };
+}
+
+/** A running tether: every frontend, reload, and a graceful stop. */
 export interface Tether {
-  readonly frontends: readonly Frontend[];
+  /** Serving frontends in config order. */
+  readonly frontends: readonly RunningFrontend[];
+  /** The config in force (the last one a reload accepted). */
+  readonly config: Config;
+  /**
+   * Applies a validated config: unchanged listeners keep their sockets, open connections keep
+   * their old rules, affinity tables and backend states carry over by name. Rejects (and leaves
+   * everything as it was) with TETHER_ERR_CONFIG or TETHER_ERR_LISTEN.
+   */
+  reload(config: Config): Promise<ReloadReport>;
   /** Stops accepting, waits up to `graceMs` for open connections, then cuts the rest. */
   stop(graceMs: number): Promise<void>;
 }
@@ -229,6 +286,7 @@ async function connectWithFailover(
           : { socket: r.socket, backend: b, via: p.via, lookup, tries };
       }
       b.active--;
+      b.failures++;
       lastCode = r.code;
       lastTimedOut = r.timeout;
       exclude.add(b.name);
@@ -297,6 +355,17 @@ function learning(fe: Frontend, pr: PoolRuntime, facts: Facts, backend: Backend,
   return {};
 }
 
+/** Adds one closed connection to the frontend's counters. */
+function count(stats: FrontendStats, outcome: Outcome, peekOutcome: string | undefined): void {
+  const t = outcome.termination;
+  const close = `${t.cause}|${t.stage}|${t.code ?? ''}`;
+  stats.closes.set(close, (stats.closes.get(close) ?? 0) + 1);
+  if (peekOutcome !== undefined) stats.peeks.set(peekOutcome, (stats.peeks.get(peekOutcome) ?? 0) + 1);
+  if (outcome.tries > 1) stats.retries += outcome.tries - 1;
+  stats.bytesIn += outcome.bytesIn;
+  stats.bytesOut += outcome.bytesOut;
+}
+
 /** Handles one accepted client from accept to close. Never throws; resolves once it is closed. */
 async function handleConnection(raw: net.Socket, fe: Frontend, deps: Deps): Promise<void> {
   // The client socket; imap/pop3 replace it with the TLS socket after implicit TLS or STARTTLS.
@@ -321,9 +390,12 @@ async function handleConnection(raw: net.Socket, fe: Frontend, deps: Deps): Prom
   const isCut = (): boolean => stopping.cut;
   /** A stop that cut the client overrides whatever the interrupted stage reports. */
   const ended = (t: Termination): Termination => (isCut() ? { cause: 'tether', stage: 'shutdown' } : t);
-  fe.open.set(raw, () => {
-    stopping.cut = true;
-    client.destroy();
+  fe.stats.accepted++;
+  fe.open.set(raw, {
+    cut: () => {
+      stopping.cut = true;
+      client.destroy();
+    },
   });
 
   let outcome: Outcome = { termination: { cause: 'client', stage: 'accept', code: 'gone' }, bytesIn: 0, bytesOut: 0, tries: 0 };
@@ -433,7 +505,7 @@ async function handleConnection(raw: net.Socket, fe: Frontend, deps: Deps): Prom
         const s: Splice = splice(client, backendSocket, prelude, { idleMs: fe.config.idleTimeoutMs, ...learning(fe, pr, facts, c.backend, deps) });
         // Keyed by the raw socket, as at accept: `client` may be the TLS socket (STARTTLS or
         // implicit TLS), and only `raw` is deleted below; a TLS key would stay and hang stop().
-        fe.open.set(raw, s.cut);
+        fe.open.set(raw, { cut: s.cut, pool: pr.name, backend: c.backend.name, ...(c.lookup ? { tableKey: c.lookup.tableKey } : {}) });
         if (isCut()) s.cut();
         const r = await s.done;
         c.backend.active--;
@@ -445,6 +517,11 @@ async function handleConnection(raw: net.Socket, fe: Frontend, deps: Deps): Prom
     outcome = { ...outcome, termination: { cause: 'tether', stage: 'shutdown' } };
   }
   fe.open.delete(raw);
+  count(fe.stats, outcome, peekStop === undefined ? undefined : `${facts.peek?.protocol ?? 'unknown'}|${peekStop}`);
+  if (outcome.backend) {
+    outcome.backend.bytesIn += outcome.bytesIn;
+    outcome.backend.bytesOut += outcome.bytesOut;
+  }
   if (!log.isLevelEnabled('info')) return;
   log.info(
     {
@@ -495,33 +572,64 @@ function startTicketProbes(config: FrontendConfig, pools: ReadonlyMap<string, Po
   };
 }
 
-function poolRuntime(name: string, backends: FrontendConfig['backends'], balance: FrontendConfig['balance'], config: FrontendConfig, deps: Deps): PoolRuntime {
+/** A pool's runtime; with `prev` (a reload) its table and same-address backends carry over. */
+function poolRuntime(name: string, backends: FrontendConfig['backends'], balance: FrontendConfig['balance'], config: FrontendConfig, deps: Deps, prev?: PoolRuntime): PoolRuntime {
+  const table = prev?.table ?? new AffinityTable(config.affinityTimeoutMs, config.affinityMaxEntries);
+  if (prev) table.resize(config.affinityTimeoutMs, config.affinityMaxEntries, deps.clock.now());
   return {
     name,
-    pool: new Pool(backends),
-    table: new AffinityTable(config.affinityTimeoutMs, config.affinityMaxEntries),
-    balancer: createBalancer(balance, deps.rng),
+    pool: new Pool(backends, prev?.pool.backends),
+    table,
+    balancer: prev?.balance === balance ? prev.balancer : createBalancer(balance, deps.rng),
+    balance,
     backendNames: new Set(backends.map((b) => b.name)),
   };
 }
 
-/** Binds one frontend's listeners and starts serving. Rejects with TETHER_ERR_LISTEN. */
-async function startFrontend(config: FrontendConfig, deps: Deps): Promise<Frontend> {
-  const defaultPool = poolRuntime('default', config.backends, config.balance, config, deps);
-  const pools = new Map<string, PoolRuntime>([['default', defaultPool]]);
-  for (const p of config.pools) pools.set(p.name, poolRuntime(p.name, p.backends, p.balance, config, deps));
-  const keyFunction = config.keyModule === undefined ? undefined : await loadKeyModule(config.keyModule);
+/**
+ * Builds a frontend generation from its config: reads TLS files, user map and key module (any
+ * failure rejects with TETHER_ERR_CONFIG and changes nothing). With `prev`, pools keep their
+ * affinity tables and backends, and `open`/`stats` are shared.
+ */
+async function buildFrontend(config: FrontendConfig, deps: Deps, prev?: Frontend): Promise<Frontend> {
+  const pools = new Map<string, PoolRuntime>();
+  pools.set('default', poolRuntime('default', config.backends, config.balance, config, deps, prev?.pools.get('default')));
+  for (const p of config.pools) pools.set(p.name, poolRuntime(p.name, p.backends, p.balance, config, deps, prev?.pools.get(p.name)));
+  // A module already imported is not re-read on reload (Node caches ES modules by URL).
+  const keyFunction = config.keyModule === undefined ? undefined : prev?.keyFunction && prev.config.keyModule === config.keyModule ? prev.keyFunction : await loadKeyModule(config.keyModule);
   const mail = await mailRuntime(config, deps);
-  const peeks = chainNeedsPeek(config.affinity) || config.routes.length > 0 || config.insertCookie !== undefined;
-  const open = new Map<net.Socket, () => void>();
-  let lastAcceptErrorMs = -Infinity;
-  const acl = compileAcl({ allow: config.allow, deny: config.deny });
   const trusted = config.acceptProxyProtocol ? compileAcl({ allow: config.trustedProxies, deny: [] }) : undefined;
-  const feRef: { fe?: Frontend } = {};
-  const listeners = await listenAll(
-    config.listen,
+  return {
+    config,
+    pools,
+    peeks: chainNeedsPeek(config.affinity) || config.routes.length > 0 || config.insertCookie !== undefined,
+    ...(keyFunction === undefined ? {} : { keyFunction }),
+    ...(mail === undefined ? {} : { mail }),
+    open: prev?.open ?? new Map<net.Socket, OpenConn>(),
+    acl: compileAcl({ allow: config.allow, deny: config.deny }),
+    ...(trusted === undefined ? {} : { trusted }),
+    stats: prev?.stats ?? newFrontendStats(),
+  };
+}
+
+/** Starts a frontend generation's timers (tls-ticket discovery); returns how to stop them. */
+function startTimers(fe: Frontend, deps: Deps): () => void {
+  const stops: (() => void)[] = [];
+  if (fe.config.affinity.some((st) => st.kind === 'tls-ticket')) stops.push(startTicketProbes(fe.config, fe.pools, deps));
+  return () => {
+    for (const stop of stops) stop();
+  };
+}
+
+const addressKey = (a: BindAddress): string => `${a.host}|${String(a.port)}`;
+
+/** Binds `addresses` for `rf` (one listener each). Rejects with TETHER_ERR_LISTEN after closing what it bound. */
+function bindFor(name: string, route: () => Frontend | undefined, addresses: readonly BindAddress[], deps: Deps): Promise<Listener[]> {
+  let lastAcceptErrorMs = -Infinity;
+  return listenAll(
+    addresses.map((a) => ({ host: a.host, portLow: a.port, portHigh: a.port })),
     (client) => {
-      const fe = feRef.fe;
+      const fe = route();
       if (!fe) {
         client.destroy();
         return;
@@ -531,7 +639,7 @@ async function startFrontend(config: FrontendConfig, deps: Deps): Promise<Fronte
         fe.open.delete(client);
         client.destroy();
         deps.logger.error(
-          { event: EVENTS.internalError, frontend: config.name, code: 'TETHER_ERR_INTERNAL', err: err instanceof Error ? err.stack : String(err) },
+          { event: EVENTS.internalError, frontend: name, code: 'TETHER_ERR_INTERNAL', err: err instanceof Error ? err.stack : String(err) },
           'internal error; connection closed',
         );
       });
@@ -542,57 +650,152 @@ async function startFrontend(config: FrontendConfig, deps: Deps): Promise<Fronte
       if (now - lastAcceptErrorMs < 1_000) return;
       lastAcceptErrorMs = now;
       deps.logger.error(
-        { event: EVENTS.acceptError, frontend: config.name, address: formatAddress(addr.host, addr.port), code: (err as NodeJS.ErrnoException).code },
+        { event: EVENTS.acceptError, frontend: name, address: formatAddress(addr.host, addr.port), code: (err as NodeJS.ErrnoException).code },
         'accept failed',
       );
     },
   );
-  const probes = config.affinity.some((st) => st.kind === 'tls-ticket') ? startTicketProbes(config, pools, deps) : undefined;
-  const fe: Frontend = {
-    config,
-    listeners,
-    pools,
-    peeks,
-    ...(keyFunction === undefined ? {} : { keyFunction }),
-    ...(mail === undefined ? {} : { mail }),
-    ...(probes === undefined ? {} : { stopProbes: probes }),
-    open,
-    acl,
-    ...(trusted === undefined ? {} : { trusted }),
-  };
-  feRef.fe = fe;
+}
+
+function logListening(name: string, listeners: readonly Listener[], deps: Deps): void {
   for (const l of listeners) {
-    deps.logger.info(
-      { event: EVENTS.listenReady, frontend: config.name, address: formatAddress(l.host, l.port), host: l.host, port: l.port },
-      'listening',
-    );
+    deps.logger.info({ event: EVENTS.listenReady, frontend: name, address: formatAddress(l.host, l.port), host: l.host, port: l.port }, 'listening');
   }
+}
+
+/** Binds one frontend's listeners and starts serving. Rejects with TETHER_ERR_CONFIG or TETHER_ERR_LISTEN. */
+async function startFrontend(config: FrontendConfig, deps: Deps): Promise<RunningFrontend> {
+  const current = await buildFrontend(config, deps);
+  const rf: RunningFrontend = { name: config.name, current, listeners: [], stopTimers: () => undefined };
+  rf.listeners = await bindFor(config.name, () => rf.current, config.listen.flatMap(expandListen), deps);
+  rf.stopTimers = startTimers(current, deps);
+  logListening(config.name, rf.listeners, deps);
   flushSoon(deps.logger);
-  return fe;
+  return rf;
+}
+
+/** One frontend's part of a reload, prepared (files read, new addresses bound) but not yet in force. */
+interface Staged {
+  readonly rf: RunningFrontend;
+  readonly isNew: boolean;
+  readonly next: Frontend;
+  readonly keep: Listener[];
+  readonly close: Listener[];
+  readonly bound: Listener[];
+}
+
+/** Backend names of every pool of a frontend, as `pool/backend`. */
+function backendIds(fe: Frontend): Set<string> {
+  const ids = new Set<string>();
+  for (const pr of fe.pools.values()) for (const b of pr.pool.backends) ids.add(`${fe.config.name}/${pr.name}/${b.name}`);
+  return ids;
 }
 
 /** Starts every frontend of `config`. On a listen failure, closes what was bound and rejects. */
-export async function startTether(config: Config, deps: Deps): Promise<Tether> {
-  const frontends: Frontend[] = [];
+export async function startTether(initial: Config, deps: Deps): Promise<Tether> {
+  let frontends: RunningFrontend[] = [];
+  let config = initial;
+  // Frontends a reload removed: no listeners, but their open connections run to their end.
+  const retired: Frontend[] = [];
   try {
     for (const fc of config.frontends) frontends.push(await startFrontend(fc, deps));
   } catch (e) {
     await Promise.all(frontends.map((f) => closeListeners(f.listeners)));
     throw e;
   }
+  // One reload at a time: a SIGHUP during an admin reload waits for it.
+  let reloading: Promise<unknown> = Promise.resolve();
+
+  async function applyReload(next: Config): Promise<ReloadReport> {
+    const byName = new Map(frontends.map((f) => [f.name, f]));
+    const staged: Staged[] = [];
+    const pending: (() => void)[] = [];
+    try {
+      for (const fc of next.frontends) {
+        const rf = byName.get(fc.name);
+        const fe = await buildFrontend(fc, deps, rf?.current);
+        const want = fc.listen.flatMap(expandListen);
+        const wanted = new Set(want.map(addressKey));
+        const have = new Map((rf?.listeners ?? []).map((l) => [addressKey(l.requested), l]));
+        const keep = [...have.values()].filter((l) => wanted.has(addressKey(l.requested)));
+        const close = [...have.values()].filter((l) => !wanted.has(addressKey(l.requested)));
+        // A new frontend's listeners refuse clients until the reload is in force.
+        const live = { on: rf !== undefined };
+        const target: RunningFrontend = rf ?? { name: fc.name, current: fe, listeners: [], stopTimers: () => undefined };
+        // Pushed before binding so a failure below still closes what this frontend bound.
+        const stage: Staged = { rf: target, isNew: rf === undefined, next: fe, keep, close, bound: [] };
+        staged.push(stage);
+        stage.bound.push(...(await bindFor(fc.name, () => (live.on ? target.current : undefined), want.filter((a) => !have.has(addressKey(a))), deps)));
+        pending.push(() => {
+          live.on = true;
+        });
+      }
+    } catch (e) {
+      await Promise.all(staged.map((st) => closeListeners(st.bound)));
+      throw e;
+    }
+    // Everything is read and bound: put the new generation in force.
+    const report = { frontends: { added: [] as string[], removed: [] as string[], kept: [] as string[] }, listeners: { kept: 0, added: 0, closed: 0 }, backends: { added: [] as string[], removed: [] as string[] } };
+    const nextFrontends: RunningFrontend[] = [];
+    const before = new Set(frontends.flatMap((f) => [...backendIds(f.current)]));
+    for (const st of staged) {
+      const rf = st.rf;
+      rf.stopTimers();
+      rf.current = st.next;
+      (st.isNew ? report.frontends.added : report.frontends.kept).push(rf.name);
+      await closeListeners(st.close);
+      rf.listeners = [...st.keep, ...st.bound];
+      rf.stopTimers = startTimers(st.next, deps);
+      logListening(rf.name, st.bound, deps);
+      report.listeners.kept += st.keep.length;
+      report.listeners.added += st.bound.length;
+      report.listeners.closed += st.close.length;
+      nextFrontends.push(rf);
+    }
+    const kept = new Set(nextFrontends.map((f) => f.name));
+    for (const f of frontends) {
+      if (kept.has(f.name)) continue;
+      f.stopTimers();
+      await closeListeners(f.listeners);
+      report.listeners.closed += f.listeners.length;
+      report.frontends.removed.push(f.name);
+      retired.push(f.current);
+    }
+    const after = new Set(nextFrontends.flatMap((f) => [...backendIds(f.current)]));
+    report.backends.added.push(...[...after].filter((id) => !before.has(id)));
+    report.backends.removed.push(...[...before].filter((id) => !after.has(id)));
+    for (const p of pending) p();
+    frontends = nextFrontends;
+    config = next;
+    deps.logger.level = next.logLevel;
+    return report;
+  }
+
   return {
-    frontends,
+    get frontends() {
+      return frontends;
+    },
+    get config() {
+      return config;
+    },
+    reload(next: Config): Promise<ReloadReport> {
+      const r = reloading.then(() => applyReload(next));
+      reloading = r.catch(() => undefined);
+      return r;
+    },
     async stop(graceMs: number): Promise<void> {
-      for (const f of frontends) f.stopProbes?.();
+      await reloading;
+      for (const f of frontends) f.stopTimers();
       await Promise.all(frontends.map((f) => closeListeners(f.listeners)));
-      const openCount = (): number => frontends.reduce((n, f) => n + f.open.size, 0);
+      const all = (): Frontend[] => [...frontends.map((f) => f.current), ...retired];
+      const openCount = (): number => all().reduce((n, f) => n + f.open.size, 0);
       deps.logger.info({ event: EVENTS.stopBegin, open: openCount(), graceMs }, 'stopping: listeners closed');
       const deadline = deps.clock.now() + graceMs;
       while (openCount() > 0 && deps.clock.now() < deadline) {
         await new Promise((r) => setTimeout(r, Math.min(50, Math.max(1, deadline - deps.clock.now()))));
       }
       const cut = openCount();
-      for (const f of frontends) for (const c of [...f.open.values()]) c();
+      for (const f of all()) for (const c of [...f.open.values()]) c.cut();
       while (openCount() > 0) await new Promise((r) => setTimeout(r, 5));
       deps.logger.info({ event: EVENTS.stopDone, cut }, 'stopped');
     },

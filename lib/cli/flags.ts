@@ -254,6 +254,14 @@ export function parseHostPattern(text: string): string {
   return t;
 }
 
+/** Parses `--admin HOST:PORT` (one port; 0 picks a free one). */
+export function parseAdminAddress(text: string): { readonly host: string; readonly port: number } {
+  const hp = splitHostPort(text.trim(), false);
+  const port = hp?.rest === undefined ? undefined : /^\d{1,5}$/.test(hp.rest) ? parsePort(hp.rest, true) : undefined;
+  if (!hp || !isHost(hp.host) || port === undefined) fail('HOST:PORT (one port, e.g. 127.0.0.1:9900)', text);
+  return { host: hp.host, port };
+}
+
 /** Parses a frontend name (config files, `--name`). */
 export function parseName(text: string): string {
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(text)) fail(`a name of letters, digits, '_', '.', '-'`, text);
@@ -344,6 +352,10 @@ export const FLAG_TABLE: readonly FlagRow[] = [
     description: 'on SIGTERM/SIGINT, how long open connections may finish before they are closed', defaultText: '30s' },
   { flags: '--log-level <LEVEL>', configKey: 'log-level', scope: 'global', repeatable: false,
     description: `one of ${LOG_LEVELS.join(', ')}`, defaultText: 'info' },
+  { flags: '--admin <HOST:PORT>', configKey: 'admin', scope: 'global', repeatable: false,
+    description: 'serve the admin HTTP API and Prometheus /metrics here (a non-loopback address needs --admin-token-file)' },
+  { flags: '--admin-token-file <FILE>', configKey: 'admin-token-file', scope: 'global', repeatable: false,
+    description: 'file holding the bearer token the admin API requires (re-read on reload)' },
   { flags: '--config <FILE>', configKey: '', scope: 'cli', repeatable: false,
     description: 'YAML or JSON file with one or more frontends (replaces the frontend flags)' },
 ];

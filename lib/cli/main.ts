@@ -7,9 +7,13 @@ import { frontendWithDefaults, type FrontendDraft } from '../config/document.js'
 import { GRACE_MS } from '../config/defaults.js';
 import type { Config } from '../config/types.js';
 import { deepFreeze, validateConfig } from '../config/validate.js';
-import { TetherError, type ConfigIssue, type TetherErrorCode } from '../errors.js';
+import { TetherError, errorCode, type ConfigIssue, type TetherErrorCode } from '../errors.js';
 import { createLogger, flushLog, type LogLevel } from '../log.js';
-import { startTether } from '../proxy.js';
+import { startTether, type ReloadReport, type Tether } from '../proxy.js';
+import { readFile } from 'node:fs/promises';
+import { startAdmin, type AdminServer } from '../admin/server.js';
+import { createMetrics } from '../admin/metrics.js';
+import { EVENTS, flushSoon } from '../log.js';
 import { runDemo } from '../demo/demo.js';
 import { loadConfigFile } from './config-file.js';
 import {
@@ -26,6 +30,7 @@ import {
   parseChoice,
   parseCidr,
   parseLookupUrl,
+  parseAdminAddress,
 } from './flags.js';
 import { BACKEND_TLS_MODES, CLIENT_TLS_MODES, FRONTEND_PROTOCOLS, LOGIN_DOMAIN_MODES, PROXY_PROTOCOL_VERSIONS } from '../config/types.js';
 import type { FrontendProtocol, MailConfig, ProxyProtocolVersion } from '../config/types.js';
@@ -66,6 +71,8 @@ interface RunOptions {
   name?: string;
   grace?: number;
   logLevel?: LogLevel;
+  admin?: ReturnType<typeof parseAdminAddress>;
+  adminTokenFile?: string;
   config?: string;
 }
 
@@ -101,6 +108,8 @@ const PARSERS: Readonly<Record<string, (v: string) => unknown>> = {
   '--name': parseName,
   '--grace': parseDuration,
   '--log-level': parseLogLevel,
+  '--admin': parseAdminAddress,
+  '--admin-token-file': (v) => v,
   '--config': (v) => v,
 };
 
@@ -173,6 +182,17 @@ function configFromFlags(o: RunOptions): Config {
   return { logLevel: o.logLevel ?? 'info', graceMs: o.grace ?? GRACE_MS, frontends: [frontendWithDefaults(d)] };
 }
 
+/** `--admin`/`--admin-token-file` given as flags, over what the config has. */
+function withAdminFlags(config: Config, o: RunOptions): Config {
+  if (o.adminTokenFile !== undefined && o.admin === undefined && config.admin === undefined) {
+    throw new TetherError('TETHER_ERR_USAGE', '--admin-token-file needs --admin (the address of the admin API)');
+  }
+  const base = o.admin ?? config.admin;
+  if (base === undefined) return config;
+  const tokenFile = o.adminTokenFile ?? config.admin?.tokenFile;
+  return { ...config, admin: { host: base.host, port: base.port, ...(tokenFile === undefined ? {} : { tokenFile }) } };
+}
+
 const FRONTEND_OPTION_KEYS = [
   'listen', 'backend', 'affinity', 'balance', 'affinityTimeout', 'affinityMaxEntries', 'connectTimeout', 'idleTimeout', 'retries', 'holdDown', 'peekTimeout', 'insertCookie', 'keyModule', 'name',
   'protocol', 'tls', 'tlsCert', 'tlsKey', 'requireTls', 'backendTls', 'backendCa', 'backendInsecure', 'userMap', 'userLookup',
@@ -210,6 +230,7 @@ async function resolveConfig(o: RunOptions): Promise<Config> {
     config = configFromFlags(o);
     issues = [];
   }
+  config = withAdminFlags(config, o);
   // Cross-field rules name items by their index in the parsed lists; a file item that failed
   // to parse was left out of them, so those paths would point at the wrong item. Run the rules
   // once every value parses.
@@ -224,16 +245,68 @@ async function resolveConfig(o: RunOptions): Promise<Config> {
   return deepFreeze(config);
 }
 
+/** Reads the admin bearer token (surrounding whitespace dropped). Rejects with TETHER_ERR_CONFIG. */
+async function readToken(file: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new TetherError('TETHER_ERR_CONFIG', `cannot read --admin-token-file ${file}: ${errorCode(e) ?? String(e)}`, { cause: e });
+  }
+  const token = text.trim();
+  if (token === '' || /\s/.test(token)) throw new TetherError('TETHER_ERR_CONFIG', `--admin-token-file ${file}: expected one token with no spaces`);
+  return token;
+}
+
 async function run(o: RunOptions): Promise<void> {
   const config = await resolveConfig(o);
   const logger = createLogger(config.logLevel);
-  let tether;
+  let tether: Tether;
+  let admin: AdminServer | undefined;
+  let token = config.admin?.tokenFile === undefined ? undefined : await readToken(config.admin.tokenFile);
   try {
     tether = await startTether(config, { logger, clock: realClock, rng: realRng });
   } catch (e) {
     await flushLog(logger);
     throw e;
   }
+  /** Re-reads flags' files or the config file and applies them; the old config stays on failure. */
+  const reload = async (): Promise<ReloadReport> => {
+    try {
+      const next = await resolveConfig(o);
+      if (next.admin?.host !== config.admin?.host || next.admin?.port !== config.admin?.port) {
+        logger.warn({ event: EVENTS.reloadFailed, reason: 'admin-address' }, 'the admin address changes only on restart');
+      }
+      const nextToken = next.admin?.tokenFile === undefined ? undefined : await readToken(next.admin.tokenFile);
+      const report = await tether.reload(next);
+      token = nextToken;
+      logger.info({ event: EVENTS.reloadDone, ...report }, 'configuration reloaded');
+      flushSoon(logger);
+      return report;
+    } catch (e) {
+      const errors = e instanceof TetherError ? e.message.split('\n') : [String(e)];
+      logger.error({ event: EVENTS.reloadFailed, code: e instanceof TetherError ? e.code : 'TETHER_ERR_INTERNAL', errors }, 'reload refused; the running configuration stays');
+      flushSoon(logger);
+      throw e;
+    }
+  };
+  if (config.admin) {
+    try {
+      admin = await startAdmin(
+        { host: config.admin.host, port: config.admin.port, token: () => token },
+        { tether, registry: createMetrics(tether, realClock), logger, clock: realClock, reload },
+      );
+    } catch (e) {
+      await tether.stop(0);
+      await flushLog(logger);
+      throw e;
+    }
+  }
+  const onHangup = (): void => {
+    logger.info({ event: 'signal', signal: 'SIGHUP' }, 'reload requested');
+    reload().catch(() => undefined);
+  };
+  process.on('SIGHUP', onHangup);
   await new Promise<void>((resolve) => {
     let stopping = false;
     const onSignal = (signal: NodeJS.Signals): void => {
@@ -244,7 +317,8 @@ async function run(o: RunOptions): Promise<void> {
       }
       stopping = true;
       logger.info({ event: 'signal', signal }, 'graceful stop requested');
-      void tether.stop(config.graceMs).then(resolve);
+      process.off('SIGHUP', onHangup);
+      void (admin?.close() ?? Promise.resolve()).then(() => tether.stop(tether.config.graceMs)).then(resolve);
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);

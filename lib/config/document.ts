@@ -17,10 +17,12 @@ import {
   parseChoice,
   parseCidr,
   parseLookupUrl,
+  parseAdminAddress,
 } from '../cli/flags.js';
 import * as D from './defaults.js';
 import { BACKEND_TLS_MODES, CLIENT_TLS_MODES, FRONTEND_PROTOCOLS, LOGIN_DOMAIN_MODES, PEEK_PROTOCOLS, PROXY_PROTOCOL_VERSIONS } from './types.js';
 import type {
+  AdminConfig,
   AffinityStep,
   BackendSpec,
   BalanceKind,
@@ -118,7 +120,7 @@ const FRONTEND_KEYS = [
 ] as const;
 const POOL_KEYS = ['backends', 'balance'] as const;
 const ROUTE_KEYS = ['pool', 'protocol', 'sni', 'alpn', 'http-host'] as const;
-const TOP_KEYS = ['frontends', 'log-level', 'grace'] as const;
+const TOP_KEYS = ['frontends', 'log-level', 'grace', 'admin', 'admin-token-file'] as const;
 const BACKEND_KEYS = ['name', 'host', 'port', 'weight', 'backup'] as const;
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -372,6 +374,18 @@ export function configFromDocument(doc: unknown): { config: Config; issues: Conf
   unknownKeys(doc, TOP_KEYS, '', issues);
   if (doc['log-level'] !== undefined) logLevel = scalar(doc['log-level'], 'log-level', parseLogLevel, issues) ?? logLevel;
   if (doc['grace'] !== undefined) graceMs = scalar(doc['grace'], 'grace', parseDuration, issues) ?? graceMs;
+  let admin: AdminConfig | undefined;
+  if (doc['admin'] !== undefined) {
+    const a = scalar(doc['admin'], 'admin', parseAdminAddress, issues);
+    if (a) admin = a;
+  }
+  if (doc['admin-token-file'] !== undefined) {
+    const t = scalar(doc['admin-token-file'], 'admin-token-file', (v) => v, issues);
+    if (t !== undefined) {
+      if (admin) admin = { ...admin, tokenFile: t };
+      else issues.push({ path: 'admin-token-file', message: 'needs admin (the address of the admin API)' });
+    }
+  }
   const fes = doc['frontends'];
   if (!Array.isArray(fes)) {
     issues.push({ path: 'frontends', message: `expected a list of frontends, got ${describe(fes)}` });
@@ -386,5 +400,5 @@ export function configFromDocument(doc: unknown): { config: Config; issues: Conf
       frontends.push(fe['name'] === undefined && fes.length > 1 ? { ...built, name: `frontend${String(i)}` } : built);
     });
   }
-  return { config: { logLevel, graceMs, frontends }, issues };
+  return { config: { logLevel, graceMs, ...(admin ? { admin } : {}), frontends }, issues };
 }

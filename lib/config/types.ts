@@ -132,9 +132,17 @@ export interface FrontendConfig {
   readonly trustedProxies: readonly string[];
 }
 
+/** `--admin`: where the admin API listens, and the token file guarding it. */
+export interface AdminConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly tokenFile?: string;
+}
+
 /** Everything one tether process runs. */
 export interface Config {
   readonly logLevel: LogLevel;
   readonly graceMs: number;
+  readonly admin?: AdminConfig;
   readonly frontends: readonly FrontendConfig[];
 }

@@ -188,7 +188,25 @@ export function validateConfig(config: Config): ConfigIssue[] {
       allListens.push({ at: here, l });
     });
   });
+  const admin = config.admin;
+  if (admin) {
+    if (admin.tokenFile === undefined && !isLoopback(admin.host)) {
+      issues.push({ path: 'admin', message: `${admin.host} is not a loopback address: the admin API there needs admin-token-file` });
+    }
+    const asListen = { host: admin.host, portLow: admin.port, portHigh: admin.port };
+    for (const other of allListens) {
+      if (admin.port !== 0 && overlaps(other.l, asListen)) issues.push({ path: 'admin', message: `overlaps ${other.at}` });
+    }
+  }
   return issues;
+}
+
+/** Whether `host` is a loopback address (127.0.0.0/8, ::1, localhost). */
+function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  if (!ipaddr.isValid(host)) return false;
+  const a = ipaddr.process(host);
+  return a.range() === 'loopback';
 }
 
 /** Freezes `value` and everything reachable from it. */

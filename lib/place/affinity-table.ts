@@ -23,9 +23,32 @@ export class AffinityTable {
 
   /** `idleMs` ≥ 1: idle life of an entry; `maxEntries` ≥ 1: size bound. */
   constructor(
-    readonly idleMs: number,
-    readonly maxEntries: number,
+    private idleMsValue: number,
+    private maxEntriesValue: number,
   ) {}
+
+  get idleMs(): number {
+    return this.idleMsValue;
+  }
+
+  get maxEntries(): number {
+    return this.maxEntriesValue;
+  }
+
+  /** New limits (a reload): expired entries go now, then the least recently used over the bound. */
+  resize(idleMs: number, maxEntries: number, nowMs: number): void {
+    this.idleMsValue = idleMs;
+    this.maxEntriesValue = maxEntries;
+    this.sweep(nowMs);
+    this.evictOverflow();
+  }
+
+  /** Removes every entry; returns how many. */
+  clear(): number {
+    const n = this.entries.size;
+    this.entries.clear();
+    return n;
+  }
 
   get size(): number {
     return this.entries.size;
@@ -64,6 +87,10 @@ export class AffinityTable {
     this.entries.delete(key);
     this.entries.set(key, { backend, lastUsedMs: nowMs });
     this.sweep(nowMs);
+    this.evictOverflow();
+  }
+
+  private evictOverflow(): void {
     while (this.entries.size > this.maxEntries) {
       const oldest = this.entries.keys().next();
       if (oldest.done === true) break;

@@ -2,35 +2,53 @@
 // active-connection counts and passive health (a failed dial holds a backend down for a while).
 import type { BackendSpec } from '../config/types.js';
 
-/** One backend's live state. `name` and `weight` mirror the spec for the balancers. */
+/**
+ * One backend's live state. `name` and `weight` mirror the spec for the balancers; a reload that
+ * keeps the backend's address replaces `spec` and `weight` and keeps the rest (counters, health).
+ */
 export interface Backend {
-  readonly spec: BackendSpec;
+  spec: BackendSpec;
   readonly name: string;
-  readonly weight: number;
+  weight: number;
   /** Open spliced or dialing connections. */
   active: number;
   /** Connections ever placed here. */
   total: number;
+  /** Dials that failed (refused, timed out). */
+  failures: number;
+  /** Bytes of closed connections: client → backend, backend → client. */
+  bytesIn: number;
+  bytesOut: number;
   /** Until this time (ms) the backend is skipped; 0 when up. */
   downUntilMs: number;
   /** Whether the last transition logged was "down" (so "up" is logged once on recovery). */
   down: boolean;
 }
 
+function fresh(spec: BackendSpec): Backend {
+  return { spec, name: spec.name, weight: spec.weight, active: 0, total: 0, failures: 0, bytesIn: 0, bytesOut: 0, downUntilMs: 0, down: false };
+}
+
 export class Pool {
   readonly backends: readonly Backend[];
   private readonly byName: ReadonlyMap<string, Backend>;
 
-  constructor(specs: readonly BackendSpec[]) {
-    this.backends = specs.map((spec) => ({
-      spec,
-      name: spec.name,
-      weight: spec.weight,
-      active: 0,
-      total: 0,
-      downUntilMs: 0,
-      down: false,
-    }));
+  /**
+   * `carried`: the backends of the pool this one replaces (a reload). One with the same name,
+   * host and port is kept as it is — its open connections still count against it — with the new
+   * spec; the others start fresh.
+   */
+  constructor(specs: readonly BackendSpec[], carried: readonly Backend[] = []) {
+    const old = new Map(carried.map((b) => [b.name, b]));
+    this.backends = specs.map((spec): Backend => {
+      const prev = old.get(spec.name);
+      if (prev?.spec.host === spec.host && prev.spec.port === spec.port) {
+        prev.spec = spec;
+        prev.weight = spec.weight;
+        return prev;
+      }
+      return fresh(spec);
+    });
     this.byName = new Map(this.backends.map((b) => [b.name, b]));
   }
 

@@ -62,8 +62,10 @@ function readBody(req: http.IncomingMessage): Promise<string> {
     req.on('data', (c: Buffer) => {
       size += c.length;
       if (size > MAX_BODY_BYTES) {
+        // Answer 413 and close (send() sets `connection: close`); reading stops here.
+        req.removeAllListeners('data');
+        req.pause();
         reject(new AdminError(413, 'body-too-large', `request body over ${String(MAX_BODY_BYTES)} bytes`));
-        req.destroy();
         return;
       }
       chunks.push(c);
@@ -181,7 +183,13 @@ async function route(method: string, path: string, p: Params, deps: AdminDeps): 
 }
 
 function send(res: http.ServerResponse, status: number, body: string, contentType: string): void {
-  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  res.writeHead(status, {
+    'content-type': contentType,
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    // An unread request body (413) leaves the connection unusable: close it after the answer.
+    ...(status === 413 ? { connection: 'close' } : {}),
+  });
   res.end(body);
 }
 

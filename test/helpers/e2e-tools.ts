@@ -69,9 +69,9 @@ export interface HeldConnection {
 }
 
 /** Connects, reads the first line (the backend's name) and keeps the connection open. */
-export function holdConnection(port: number, opts: { localAddress?: string } = {}): Promise<HeldConnection> {
+export function holdConnection(port: number, opts: { host?: string; localAddress?: string } = {}): Promise<HeldConnection> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: '127.0.0.1', port, ...(opts.localAddress ? { localAddress: opts.localAddress } : {}) });
+    const socket = net.connect({ host: opts.host ?? '127.0.0.1', port, ...(opts.localAddress ? { localAddress: opts.localAddress } : {}) });
     let got = '';
     const timer = setTimeout(() => {
       socket.destroy();

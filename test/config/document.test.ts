@@ -152,7 +152,7 @@ t.test('unknown fields are named by path at every level', (t) => {
       frontends: [{ listen: '127.0.0.1:1', backends: [{ host: 'h', colour: 'blue' }], colour: 'green' }],
     }),
     [
-      'colour: unknown field; expected one of frontends, log-level, grace',
+      'colour: unknown field; expected one of frontends, log-level, grace, admin, admin-token-file',
       `frontends[0].colour: unknown field; expected one of ${FRONTEND_FIELDS}`,
       'frontends[0].backends[0].colour: unknown field; expected one of name, host, port, weight, backup',
     ],

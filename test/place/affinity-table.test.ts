@@ -168,3 +168,26 @@ t.test('delete() removes an entry and reports whether it was there', (t) => {
   t.equal(table.size, 0);
   t.end();
 });
+
+t.test('resize() applies new limits at once: expired entries go, then the least recently used', (t) => {
+  const table = new AffinityTable(IDLE_MS, 10);
+  for (const [k, at] of [['a', 0], ['b', 10], ['c', 20], ['d', 30]] as const) table.set(k, 'x', at);
+  table.resize(25, 2, 40);
+  t.equal(table.idleMs, 25);
+  t.equal(table.maxEntries, 2);
+  t.same(listOf(table, 40), ['c>x', 'd>x'], 'a and b idle ≥ 25 ms at 40: expired; two left fit');
+  table.resize(1_000, 1, 40);
+  t.same(listOf(table, 40), ['d>x'], 'over the new bound: the least recently used goes');
+  t.same(table.stats, { hits: 0, misses: 0, evictions: 1, expirations: 2 });
+  t.end();
+});
+
+t.test('clear() empties the table and says how many went', (t) => {
+  const table = new AffinityTable(IDLE_MS, 10);
+  table.set('a', 'x', 0);
+  table.set('b', 'y', 0);
+  t.equal(table.clear(), 2);
+  t.equal(table.size, 0);
+  t.equal(table.clear(), 0);
+  t.end();
+});

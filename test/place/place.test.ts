@@ -239,3 +239,21 @@ t.test('no candidates at all gives undefined', (t) => {
   t.equal(table.size, 0);
   t.end();
 });
+
+t.test('a pool built over a previous one (reload) keeps same-address backends and their state', (t) => {
+  const old = new Pool([spec('a'), spec('b'), { ...spec('c'), port: 9999 }]);
+  const [a, b, c] = old.backends as [Backend, Backend, Backend];
+  a.active = 3;
+  a.total = 7;
+  old.markDown(b, 0, 10_000);
+  const next = new Pool([{ ...spec('a'), weight: 5 }, spec('b'), spec('c'), spec('d')], old.backends);
+  t.equal(next.get('a'), a, 'a is the same object: its open connections still count');
+  t.equal(a.weight, 5, 'with the new weight');
+  t.equal(a.spec.weight, 5);
+  t.equal(next.get('a')?.active, 3);
+  t.equal(next.get('b')?.down, true, 'b stays down (health carried)');
+  t.not(next.get('c'), c, 'c changed address: a fresh backend');
+  t.equal(next.get('c')?.total, 0);
+  t.equal(next.get('d')?.total, 0, 'd is new');
+  t.end();
+});

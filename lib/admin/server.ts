@@ -12,6 +12,7 @@ import { EVENTS, flushSoon, keyHash, type Logger } from '../log.js';
 import type { RunningFrontend, Tether } from '../proxy.js';
 import { AdminError, dumpEntries, flushEntries, frontendNamed, frontendsView, moveEntry, poolsNamed, tableValue, type KeySelector } from './view.js';
 import { tableKey } from '../affinity/chain.js';
+import { explain } from './explain.js';
 
 /** Largest request body read (JSON parameters only). */
 const MAX_BODY_BYTES = 64 * 1024;
@@ -163,6 +164,10 @@ async function route(method: string, path: string, p: Params, deps: AdminDeps): 
       flushSoon(deps.logger);
       return { status: 200, json: { frontend: f.name, ...r, to: backend } };
     }
+    case 'GET /explain': {
+      const f = frontendNamed(tether, p['frontend']);
+      return { status: 200, json: { ...(await explain(f, p, now)) } };
+    }
     case 'POST /reload': {
       try {
         const report = await deps.reload();
@@ -175,7 +180,7 @@ async function route(method: string, path: string, p: Params, deps: AdminDeps): 
       }
     }
     default: {
-      const known = ['/health', '/metrics', '/frontends', '/affinity', '/affinity/lookup', '/affinity/flush', '/affinity/move', '/reload'];
+      const known = ['/health', '/metrics', '/frontends', '/explain', '/affinity', '/affinity/lookup', '/affinity/flush', '/affinity/move', '/reload'];
       if (known.includes(path)) throw new AdminError(405, 'method-not-allowed', `${method} is not served on ${path}`);
       throw new AdminError(404, 'not-found', `no admin route ${path}`);
     }

@@ -16,7 +16,8 @@ export interface PlaceLookup {
 }
 
 export interface PlaceRequest {
-  readonly table: AffinityTable;
+  /** Only get and set are used: explain passes a read-only view. */
+  readonly table: Pick<AffinityTable, 'get' | 'set'>;
   readonly pool: Pool;
   readonly balancer: Balancer;
   readonly lookups: readonly PlaceLookup[];

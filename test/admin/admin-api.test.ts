@@ -188,3 +188,35 @@ t.test('the exposition reader itself rejects what is not Prometheus text', (t) =
   t.same(parseExposition('# HELP x h\n# TYPE x gauge\nx{a="b\\"c"} 2.5\n').samples, [{ name: 'x', labels: { a: 'b\\"c' }, value: 2.5 }]);
   t.end();
 });
+
+interface Explained { pool: string; backend: string | null; via: string | null; key: { kind: string; hash: string } | null; reason: string; steps: { kind: string; pinned: string | null }[]; candidates: string[] }
+
+t.test('explain predicts the choice, says why, and changes nothing', async (t) => {
+  const bs = await backends(t, ['a', 'b', 'c']);
+  const { rt, port, adminPort } = await withAdmin(t, [...backendFlags(bs), '--affinity', 'http-cookie:SID,source', '--balance', 'hash', '--peek-timeout', '200ms']);
+  const ex = async (q: string): Promise<Explained> => {
+    const r = await admin(adminPort, 'GET', `/explain?${q}`);
+    t.equal(r.status, 200, q);
+    return r.json as Explained;
+  };
+  const before = await ex('source=127.0.0.40');
+  t.equal(before.via, 'balance');
+  t.match(before.reason, /source key has no entry yet: hash places it on/);
+  t.same(before.candidates, ['a', 'b', 'c']);
+  t.equal(((await admin(adminPort, 'GET', '/affinity')).json as { total: number }).total, 0, 'explaining pinned nothing');
+  t.equal(await whoAnswers(port, { localAddress: '127.0.0.40' }), before.backend, 'the real client lands where explain said');
+  await waitForCount(rt, isConnClose(), 1);
+  const after = await ex('source=127.0.0.40');
+  t.match(after, { via: 'table', backend: before.backend, key: { kind: 'source' } });
+  t.match(after.reason, /affinity-table hit/);
+  t.same(after.steps.map((s) => [s.kind, s.pinned]), [['source', before.backend]], 'no cookie given: only the source step');
+
+  const routed = await ex('source=127.0.0.40&http-cookie:SID=abc.c');
+  t.match(routed, { via: 'route', backend: 'c', key: { kind: 'http-cookie:SID' } });
+  t.match(routed.reason, /names backend c/);
+  const unkeyed = await ex('');
+  t.equal(unkeyed.via, 'balance');
+  t.match(unkeyed.reason, /no key of the chain is present/);
+  t.equal((await admin(adminPort, 'GET', '/explain?tls-session=zz')).status, 400, 'bad hex refused');
+  t.equal((await admin(adminPort, 'GET', '/explain?pool=nope')).status, 404);
+});

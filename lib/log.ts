@@ -24,6 +24,9 @@ export const EVENTS = {
   stopBegin: 'stop.begin',
   stopDone: 'stop.done',
   started: 'tether.started',
+  stateLoaded: 'state.loaded',
+  stateSaved: 'state.saved',
+  stateError: 'state.error',
 } as const;
 
 /** Bytes of log lines gathered before a write. */

@@ -41,6 +41,8 @@ export interface Deps {
   readonly logger: Logger;
   readonly clock: Clock;
   readonly rng: Rng;
+  /** Fills each affinity table as it is built, before any listener accepts (--state-file). */
+  readonly restore?: (frontend: string, pool: string, table: AffinityTable, backendNames: ReadonlySet<string>) => void;
 }
 
 /** One pool of a frontend at run time, with its own affinity table and balancer. */
@@ -496,13 +498,10 @@ function startTicketProbes(config: FrontendConfig, pools: ReadonlyMap<string, Po
 }
 
 function poolRuntime(name: string, backends: FrontendConfig['backends'], balance: FrontendConfig['balance'], config: FrontendConfig, deps: Deps): PoolRuntime {
-  return {
-    name,
-    pool: new Pool(backends),
-    table: new AffinityTable(config.affinityTimeoutMs, config.affinityMaxEntries),
-    balancer: createBalancer(balance, deps.rng),
-    backendNames: new Set(backends.map((b) => b.name)),
-  };
+  const table = new AffinityTable(config.affinityTimeoutMs, config.affinityMaxEntries);
+  const backendNames = new Set(backends.map((b) => b.name));
+  deps.restore?.(config.name, name, table, backendNames);
+  return { name, pool: new Pool(backends), table, balancer: createBalancer(balance, deps.rng), backendNames };
 }
 
 /** Binds one frontend's listeners and starts serving. Rejects with TETHER_ERR_LISTEN. */

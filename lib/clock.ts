@@ -10,7 +10,11 @@ export interface Rng {
   next(): number;
 }
 
-/** Wall-clock milliseconds (Date.now); entries compare against each other, never across hosts. */
+/**
+ * Wall-clock milliseconds (Date.now); entries compare against each other, never across hosts.
+ * Epoch time, not a monotonic clock: the state file (--state-file) carries affinity-table times
+ * from one process to the next.
+ */
 export const realClock: Clock = { now: () => Date.now() };
 
 /** Math.random; balancing needs spread, not secrecy. */

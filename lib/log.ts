@@ -31,6 +31,9 @@ export const EVENTS = {
   adminMove: 'affinity.moved',
   adminFlush: 'affinity.flushed',
   adminState: 'backend.state',
+  stateLoaded: 'state.loaded',
+  stateSaved: 'state.saved',
+  stateError: 'state.error',
 } as const;
 
 /** Bytes of log lines gathered before a write. */

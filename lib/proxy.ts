@@ -42,6 +42,8 @@ export interface Deps {
   readonly logger: Logger;
   readonly clock: Clock;
   readonly rng: Rng;
+  /** Fills each affinity table as it is built, before any listener accepts (--state-file). */
+  readonly restore?: (frontend: string, pool: string, table: AffinityTable, backendNames: ReadonlySet<string>) => void;
 }
 
 /** One pool of a frontend at run time, with its own affinity table and balancer. */
@@ -574,15 +576,21 @@ function startTicketProbes(config: FrontendConfig, pools: ReadonlyMap<string, Po
 
 /** A pool's runtime; with `prev` (a reload) its table and same-address backends carry over. */
 function poolRuntime(name: string, backends: FrontendConfig['backends'], balance: FrontendConfig['balance'], config: FrontendConfig, deps: Deps, prev?: PoolRuntime): PoolRuntime {
-  const table = prev?.table ?? new AffinityTable(config.affinityTimeoutMs, config.affinityMaxEntries);
-  if (prev) table.resize(config.affinityTimeoutMs, config.affinityMaxEntries, deps.clock.now());
+  const backendNames = new Set(backends.map((b) => b.name));
+  let table = prev?.table;
+  if (table) {
+    table.resize(config.affinityTimeoutMs, config.affinityMaxEntries, deps.clock.now());
+  } else {
+    table = new AffinityTable(config.affinityTimeoutMs, config.affinityMaxEntries);
+    deps.restore?.(config.name, name, table, backendNames);
+  }
   return {
     name,
     pool: new Pool(backends, prev?.pool.backends),
     table,
     balancer: prev?.balance === balance ? prev.balancer : createBalancer(balance, deps.rng),
     balance,
-    backendNames: new Set(backends.map((b) => b.name)),
+    backendNames,
   };
 }
 

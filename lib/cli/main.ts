@@ -4,7 +4,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { realClock, realRng } from '../clock.js';
 import { frontendWithDefaults, type FrontendDraft } from '../config/document.js';
-import { GRACE_MS } from '../config/defaults.js';
+import { GRACE_MS, STATE_INTERVAL_MS } from '../config/defaults.js';
 import type { Config } from '../config/types.js';
 import { deepFreeze, validateConfig } from '../config/validate.js';
 import { TetherError, errorCode, type ConfigIssue, type TetherErrorCode } from '../errors.js';
@@ -15,6 +15,7 @@ import { startAdmin, type AdminServer } from '../admin/server.js';
 import { createMetrics } from '../admin/metrics.js';
 import { EVENTS, flushSoon } from '../log.js';
 import { runDemo } from '../demo/demo.js';
+import { checkStateFile, readStateFile, startStateSaver, type StateSaver, type TableRef } from '../state/state-file.js';
 import { loadConfigFile } from './config-file.js';
 import {
   FLAG_TABLE,
@@ -70,6 +71,8 @@ interface RunOptions {
   trustedProxy?: string[];
   name?: string;
   grace?: number;
+  stateFile?: string;
+  stateInterval?: number;
   logLevel?: LogLevel;
   admin?: ReturnType<typeof parseAdminAddress>;
   adminTokenFile?: string;
@@ -107,6 +110,8 @@ const PARSERS: Readonly<Record<string, (v: string) => unknown>> = {
   '--trusted-proxy': parseCidr,
   '--name': parseName,
   '--grace': parseDuration,
+  '--state-file': (v) => v,
+  '--state-interval': parseDuration,
   '--log-level': parseLogLevel,
   '--admin': parseAdminAddress,
   '--admin-token-file': (v) => v,
@@ -135,8 +140,12 @@ function addRunOptions(cmd: Command): Command {
 const FLAG_FOR_FIELD: Readonly<Record<string, string>> = { listen: '--listen', backends: '--backend', affinity: '--affinity', name: '--name', 'trusted-proxies': '--trusted-proxy' };
 const FLAG_FIELD_NAMES = new Set(['affinity-timeout', 'connect-timeout', 'idle-timeout', 'affinity-max-entries', 'retries', 'hold-down', 'peek-timeout', 'insert-cookie', 'key-module', 'protocol', 'tls', 'require-tls', 'backend-tls', 'user-map', 'user-lookup', 'login-timeout', 'routes', 'proxy-protocol', 'accept-proxy-protocol']);
 
+/** Top-level config keys that are flags of the same name. */
+const GLOBAL_FLAG_NAMES = new Set(['grace', 'log-level', 'state-file', 'state-interval', 'admin', 'admin-token-file']);
+
 /** Renames `frontends[0].backends[1]` to `--backend #2` for configs built from flags. */
 function flagPath(path: string): string {
+  if (GLOBAL_FLAG_NAMES.has(path)) return `--${path}`;
   const m = /^frontends\[0\]\.([\w-]+)(?:\[(\d+)\])?(.*)$/.exec(path);
   if (!m?.[1]) return path;
   const flag = FLAG_FOR_FIELD[m[1]] ?? (FLAG_FIELD_NAMES.has(m[1]) ? `--${m[1]}` : m[1]);
@@ -179,7 +188,14 @@ function configFromFlags(o: RunOptions): Config {
   if (o.proxyProtocol !== undefined) d.proxyProtocol = o.proxyProtocol;
   if (o.acceptProxyProtocol !== undefined) d.acceptProxyProtocol = o.acceptProxyProtocol;
   if (o.trustedProxy !== undefined) d.trustedProxies = o.trustedProxy;
-  return { logLevel: o.logLevel ?? 'info', graceMs: o.grace ?? GRACE_MS, frontends: [frontendWithDefaults(d)] };
+  return { logLevel: o.logLevel ?? 'info', graceMs: o.grace ?? GRACE_MS, ...stateOptions(o, {}), frontends: [frontendWithDefaults(d)] };
+}
+
+/** `--state-file` and `--state-interval`, each over the config file's value when given. */
+function stateOptions(o: RunOptions, file: Pick<Config, 'stateFile' | 'stateIntervalMs'>): Pick<Config, 'stateFile' | 'stateIntervalMs'> {
+  const stateFile = o.stateFile ?? file.stateFile;
+  const stateIntervalMs = o.stateInterval ?? file.stateIntervalMs;
+  return { ...(stateFile === undefined ? {} : { stateFile }), ...(stateIntervalMs === undefined ? {} : { stateIntervalMs }) };
 }
 
 /** `--admin`/`--admin-token-file` given as flags, over what the config has. */
@@ -224,7 +240,7 @@ async function resolveConfig(o: RunOptions): Promise<Config> {
       throw new TetherError('TETHER_ERR_USAGE', mixed.map((f) => `${f} cannot be combined with --config (put it in the file)`).join('\n'));
     }
     ({ config, issues } = await loadConfigFile(o.config));
-    config = { ...config, logLevel: o.logLevel ?? config.logLevel, graceMs: o.grace ?? config.graceMs };
+    config = { ...config, logLevel: o.logLevel ?? config.logLevel, graceMs: o.grace ?? config.graceMs, ...stateOptions(o, config) };
   } else {
     fromFlags = true;
     config = configFromFlags(o);
@@ -260,12 +276,22 @@ async function readToken(file: string): Promise<string> {
 
 async function run(o: RunOptions): Promise<void> {
   const config = await resolveConfig(o);
+  const stateFile = config.stateFile;
+  if (stateFile !== undefined) await checkStateFile(stateFile);
   const logger = createLogger(config.logLevel);
   let tether: Tether;
   let admin: AdminServer | undefined;
+  let saver: StateSaver | undefined;
   let token = config.admin?.tokenFile === undefined ? undefined : await readToken(config.admin.tokenFile);
   try {
-    tether = await startTether(config, { logger, clock: realClock, rng: realRng });
+    const state = stateFile === undefined ? undefined : await readStateFile(stateFile, logger, realClock);
+    tether = await startTether(config, { logger, clock: realClock, rng: realRng, ...(state ? { restore: state.restore.bind(state) } : {}) });
+    state?.report(logger);
+    if (stateFile !== undefined) {
+      const running = tether;
+      const tables = (): TableRef[] => running.frontends.flatMap((f) => [...f.current.pools.values()].map((p) => ({ frontend: f.name, pool: p.name, table: p.table })));
+      saver = startStateSaver(stateFile, tables, config.stateIntervalMs ?? STATE_INTERVAL_MS, logger, realClock);
+    }
   } catch (e) {
     await flushLog(logger);
     throw e;
@@ -318,7 +344,11 @@ async function run(o: RunOptions): Promise<void> {
       stopping = true;
       logger.info({ event: 'signal', signal }, 'graceful stop requested');
       process.off('SIGHUP', onHangup);
-      void (admin?.close() ?? Promise.resolve()).then(() => tether.stop(tether.config.graceMs)).then(resolve);
+      // Saved after the stop: connections still open during the grace period may pin keys.
+      void (admin?.close() ?? Promise.resolve())
+        .then(() => tether.stop(tether.config.graceMs))
+        .then(() => saver?.stop())
+        .then(resolve);
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);

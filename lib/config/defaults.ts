@@ -24,6 +24,15 @@ export const HOLD_DOWN_MS = 10_000;
 /** After SIGTERM/SIGINT, how long open connections may run before they are cut. */
 export const GRACE_MS = 30_000;
 
+/** How often the affinity tables are saved to --state-file while running: a crash loses at
+ *  most a minute of learned keys, and one save (a JSON of the whole table, ~10 MB at
+ *  AFFINITY_MAX_ENTRIES) a minute costs little. */
+export const STATE_INTERVAL_MS = 60_000;
+
+/** Shortest non-zero --state-interval: each save serializes every table, so a save every few
+ *  milliseconds would spend the CPU on the file rather than on clients. */
+export const MIN_STATE_INTERVAL_MS = 100;
+
 /** Largest `PORT-PORT` range one listen may bind: one net.Server per port, each an fd. */
 export const MAX_PORT_RANGE = 4_096;
 

@@ -120,7 +120,7 @@ const FRONTEND_KEYS = [
 ] as const;
 const POOL_KEYS = ['backends', 'balance'] as const;
 const ROUTE_KEYS = ['pool', 'protocol', 'sni', 'alpn', 'http-host'] as const;
-const TOP_KEYS = ['frontends', 'log-level', 'grace', 'admin', 'admin-token-file'] as const;
+const TOP_KEYS = ['frontends', 'log-level', 'grace', 'admin', 'admin-token-file', 'state-file', 'state-interval'] as const;
 const BACKEND_KEYS = ['name', 'host', 'port', 'weight', 'backup'] as const;
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -360,12 +360,14 @@ function frontendFromObject(o: Record<string, unknown>, at: string, issues: Conf
 
 /**
  * Converts a parsed document into a Config. Accepts a mapping with `frontends` (a list of
- * frontend mappings) and optional `log-level` and `grace`. Never throws; returns every issue.
+ * frontend mappings) and optional `log-level`, `grace`, `state-file` and `state-interval`.
+ * Never throws; returns every issue.
  */
 export function configFromDocument(doc: unknown): { config: Config; issues: ConfigIssue[] } {
   const issues: ConfigIssue[] = [];
   let logLevel: LogLevel = 'info';
   let graceMs = D.GRACE_MS;
+  const state: { stateFile?: string; stateIntervalMs?: number } = {};
   const frontends: FrontendConfig[] = [];
   if (!isRecord(doc)) {
     issues.push({ path: '(top level)', message: `expected a mapping with "frontends", got ${describe(doc)}` });
@@ -386,6 +388,11 @@ export function configFromDocument(doc: unknown): { config: Config; issues: Conf
       else issues.push({ path: 'admin-token-file', message: 'needs admin (the address of the admin API)' });
     }
   }
+  const stateFile = doc['state-file'];
+  if (typeof stateFile === 'string' && stateFile !== '') state.stateFile = stateFile;
+  else if (stateFile !== undefined) issues.push({ path: 'state-file', message: `expected a file path, got ${describe(stateFile)}` });
+  const every = doc['state-interval'] === undefined ? undefined : scalar(doc['state-interval'], 'state-interval', parseDuration, issues);
+  if (every !== undefined) state.stateIntervalMs = every;
   const fes = doc['frontends'];
   if (!Array.isArray(fes)) {
     issues.push({ path: 'frontends', message: `expected a list of frontends, got ${describe(fes)}` });
@@ -400,5 +407,5 @@ export function configFromDocument(doc: unknown): { config: Config; issues: Conf
       frontends.push(fe['name'] === undefined && fes.length > 1 ? { ...built, name: `frontend${String(i)}` } : built);
     });
   }
-  return { config: { logLevel, graceMs, ...(admin ? { admin } : {}), frontends }, issues };
+  return { config: { logLevel, graceMs, ...(admin ? { admin } : {}), ...state, frontends }, issues };
 }

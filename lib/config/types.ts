@@ -144,5 +144,9 @@ export interface Config {
   readonly logLevel: LogLevel;
   readonly graceMs: number;
   readonly admin?: AdminConfig;
+  /** `--state-file`: where the affinity tables are saved on stop and read at start. */
+  readonly stateFile?: string;
+  /** `--state-interval`: how often the tables are also saved while running (0: only on stop). */
+  readonly stateIntervalMs?: number;
   readonly frontends: readonly FrontendConfig[];
 }

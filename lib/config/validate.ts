@@ -3,7 +3,7 @@
 import ipaddr from 'ipaddr.js';
 import type { ConfigIssue } from '../errors.js';
 import type { Config, FrontendConfig, ListenSpec } from './types.js';
-import { MAX_PORT_RANGE } from './defaults.js';
+import { MAX_PORT_RANGE, MIN_STATE_INTERVAL_MS } from './defaults.js';
 import { formatAffinityStep } from '../cli/flags.js';
 
 function isWildcard(host: string): boolean {
@@ -173,6 +173,11 @@ function overlaps(a: ListenSpec, b: ListenSpec): boolean {
 export function validateConfig(config: Config): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   if (config.frontends.length === 0) issues.push({ path: 'frontends', message: 'at least one frontend is required' });
+  const every = config.stateIntervalMs;
+  if (every !== undefined && config.stateFile === undefined) issues.push({ path: 'state-interval', message: 'needs --state-file (state-file in a config file)' });
+  if (every !== undefined && every > 0 && every < MIN_STATE_INTERVAL_MS) {
+    issues.push({ path: 'state-interval', message: `must be 0 (save only on stop) or at least ${String(MIN_STATE_INTERVAL_MS)}ms` });
+  }
   const feNames = new Set<string>();
   const allListens: { at: string; l: ListenSpec }[] = [];
   config.frontends.forEach((fe, i) => {

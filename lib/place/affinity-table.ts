@@ -99,6 +99,32 @@ export class AffinityTable {
     }
   }
 
+  /**
+   * Adds saved entries (from a state file) with their own last-use times, keeping the Map in
+   * last-use order so the front stays the least recently used. Entries already present win
+   * over saved ones with the same key; entries idle for `idleMs` or more at `nowMs` are
+   * skipped; a last use later than `nowMs` (a clock that stepped back) counts as `nowMs`.
+   * Beyond `maxEntries` the least recently used go first, uncounted (they were never live
+   * here). Returns how many saved entries were kept.
+   */
+  load(saved: Iterable<{ key: string; backend: string; lastUsedMs: number }>, nowMs: number): number {
+    const merged: [string, Entry][] = [...this.entries];
+    const added = new Set<string>();
+    for (const s of saved) {
+      const lastUsedMs = Math.min(s.lastUsedMs, nowMs);
+      if (this.entries.has(s.key) || added.has(s.key) || !(nowMs - lastUsedMs < this.idleMs)) continue;
+      added.add(s.key);
+      merged.push([s.key, { backend: s.backend, lastUsedMs }]);
+    }
+    // Array.prototype.sort is stable: equal times keep their saved (LRU) order.
+    merged.sort((x, y) => x[1].lastUsedMs - y[1].lastUsedMs);
+    this.entries.clear();
+    for (const [key, e] of merged.slice(Math.max(0, merged.length - this.maxEntries))) this.entries.set(key, e);
+    let kept = 0;
+    for (const key of added) if (this.entries.has(key)) kept++;
+    return kept;
+  }
+
   delete(key: string): boolean {
     return this.entries.delete(key);
   }

@@ -152,7 +152,7 @@ t.test('unknown fields are named by path at every level', (t) => {
       frontends: [{ listen: '127.0.0.1:1', backends: [{ host: 'h', colour: 'blue' }], colour: 'green' }],
     }),
     [
-      'colour: unknown field; expected one of frontends, log-level, grace, admin, admin-token-file',
+      'colour: unknown field; expected one of frontends, log-level, grace, admin, admin-token-file, state-file, state-interval',
       `frontends[0].colour: unknown field; expected one of ${FRONTEND_FIELDS}`,
       'frontends[0].backends[0].colour: unknown field; expected one of name, host, port, weight, backup',
     ],
@@ -273,5 +273,21 @@ t.test('PROXY protocol keys', (t) => {
   t.match(config.frontends[0], { proxyProtocol: 'v1', acceptProxyProtocol: true, trustedProxies: ['10.0.0.0/8', '192.0.2.1/32'] });
   const bad = configFromDocument({ frontends: [{ listen: ['127.0.0.1:1'], backends: ['127.0.0.1:2'], 'proxy-protocol': 'v3', 'accept-proxy-protocol': 'yes', 'trusted-proxies': 'nope' }] });
   t.same(bad.issues.map((i) => i.path), ['frontends[0].proxy-protocol', 'frontends[0].accept-proxy-protocol', 'frontends[0].trusted-proxies']);
+  t.end();
+});
+
+t.test('state-file and state-interval are top-level keys next to log-level and grace', (t) => {
+  const fe = { listen: '127.0.0.1:1', backends: '127.0.0.1:2' };
+  const { config, issues } = configFromDocument({ 'state-file': '/var/lib/tether/state.json', 'state-interval': '30s', frontends: [fe] });
+  t.same(issues, []);
+  t.equal(config.stateFile, '/var/lib/tether/state.json');
+  t.equal(config.stateIntervalMs, 30_000);
+  const none = configFromDocument({ frontends: [fe] }).config;
+  t.notOk('stateFile' in none || 'stateIntervalMs' in none, 'absent unless given');
+  t.same(issuesOf({ 'state-file': '', 'state-interval': 'often', frontends: [fe] }), [
+    'state-file: expected a file path, got string ""',
+    'state-interval: expected a duration such as 500ms, 30s, 10m, 1h (a bare number is milliseconds), got "often"',
+  ]);
+  t.same(issuesOf({ 'state-file': ['a'], frontends: [fe] }), ['state-file: expected a file path, got a list']);
   t.end();
 });

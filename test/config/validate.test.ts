@@ -1,7 +1,7 @@
 import t from 'tap';
 import { parseBackend, parseListen } from '../../lib/cli/flags.js';
 import { frontendWithDefaults, type FrontendDraft } from '../../lib/config/document.js';
-import { MAX_PORT_RANGE } from '../../lib/config/defaults.js';
+import { MAX_PORT_RANGE, MIN_STATE_INTERVAL_MS } from '../../lib/config/defaults.js';
 import type { AffinityStep, Config, FrontendConfig } from '../../lib/config/types.js';
 import { deepFreeze, validateConfig } from '../../lib/config/validate.js';
 
@@ -264,5 +264,15 @@ t.test('accept-proxy-protocol and trusted-proxies need each other', (t) => {
   ]);
   t.same(issuesOf({ ...fe(), trustedProxies: ['10.0.0.0/8'] }), ['frontends[0].trusted-proxies: needs --accept-proxy-protocol']);
   t.same(issuesOf({ ...fe(), acceptProxyProtocol: true, trustedProxies: ['10.0.0.0/8'], proxyProtocol: 'v2' }), []);
+  t.end();
+});
+
+t.test('state-interval needs a state file and is 0 or at least MIN_STATE_INTERVAL_MS', (t) => {
+  const issues = (extra: Partial<Config>): string[] => validateConfig({ ...config(fe()), ...extra }).map((i) => `${i.path}: ${i.message}`);
+  t.same(issues({ stateFile: '/tmp/s' }), []);
+  t.same(issues({ stateFile: '/tmp/s', stateIntervalMs: 0 }), [], '0: only on stop');
+  t.same(issues({ stateFile: '/tmp/s', stateIntervalMs: MIN_STATE_INTERVAL_MS }), []);
+  t.same(issues({ stateFile: '/tmp/s', stateIntervalMs: MIN_STATE_INTERVAL_MS - 1 }), [`state-interval: must be 0 (save only on stop) or at least ${String(MIN_STATE_INTERVAL_MS)}ms`]);
+  t.same(issues({ stateIntervalMs: 60_000 }), ['state-interval: needs --state-file (state-file in a config file)']);
   t.end();
 });

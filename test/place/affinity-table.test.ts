@@ -191,3 +191,43 @@ t.test('clear() empties the table and says how many went', (t) => {
   t.equal(table.clear(), 0);
   t.end();
 });
+
+t.test('load() takes saved entries with their own last use and keeps LRU order', (t) => {
+  const table = new AffinityTable(IDLE_MS, 10);
+  const kept = table.load(
+    [
+      { key: 'b', backend: 'y', lastUsedMs: 500 },
+      { key: 'a', backend: 'x', lastUsedMs: 100 },
+      { key: 'c', backend: 'z', lastUsedMs: 900 },
+    ],
+    1_000,
+  );
+  t.equal(kept, 3);
+  t.same(listOf(table, 1_000), ['a>x', 'b>y', 'c>z'], 'sorted by last use, oldest first');
+  t.equal(table.peek('a', 1_099), 'x', 'an entry keeps its saved last use: alive until lastUsed + idleMs');
+  t.equal(table.peek('a', 1_100), undefined);
+  t.equal(table.sweep(1_500), 2, 'the sweep from the front still finds every expired entry');
+  t.same(table.stats, { hits: 0, misses: 0, evictions: 0, expirations: 2 }, 'loading counts no hit, miss or eviction');
+  t.end();
+});
+
+t.test('load() skips expired entries, keeps live ones over saved ones, and trims to maxEntries', (t) => {
+  const table = new AffinityTable(IDLE_MS, 3);
+  table.set('live', 'x', 950);
+  const kept = table.load(
+    [
+      { key: 'expired', backend: 'y', lastUsedMs: 0 },
+      { key: 'live', backend: 'saved', lastUsedMs: 990 },
+      { key: 'k1', backend: 'y', lastUsedMs: 200 },
+      { key: 'k2', backend: 'y', lastUsedMs: 300 },
+      { key: 'k3', backend: 'y', lastUsedMs: 400 },
+      { key: 'future', backend: 'z', lastUsedMs: 5_000 },
+    ],
+    1_000,
+  );
+  t.same(listOf(table, 1_000), ['k3>y', 'live>x', 'future>z'], 'the live pin wins; the oldest go beyond the size bound');
+  t.equal(kept, 2, 'counts only the saved entries still in the table');
+  t.equal(table.peek('future', 1_999), 'z', 'a last use after now counts as now');
+  t.equal(table.peek('future', 2_000), undefined);
+  t.end();
+});

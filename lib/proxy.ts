@@ -9,6 +9,9 @@ import { converse, type ConverseOptions } from './greet/converse.js';
 import { MAX_BAD_BEFORE_LOGIN, MAX_COMMANDS_BEFORE_LOGIN, type Login } from './greet/dialogue.js';
 import { closeListeners, listenAll, type Listener } from './accept/listen.js';
 import { compileAcl, type CompiledAcl } from './accept/acl.js';
+import { acceptLimit, Throttle, type LimitName } from './accept/limits.js';
+import { holdWhile } from './connect/hold.js';
+import { WaitQueue, waitTermination } from './place/queue.js';
 import { readProxyHeader } from './accept/proxy-header.js';
 import { encodeProxyV1, encodeProxyV2, parseProxyHeader } from './wire/proxy/header.js';
 import { formatAddress } from './accept/port-range.js';
@@ -18,7 +21,7 @@ import { MAX_PRELUDE_BYTES } from './config/defaults.js';
 import { peek } from './peek/collect.js';
 import { responseHeadRewriter, tlsLearner, type Pin } from './pipe/learn.js';
 import { selectPool } from './place/route.js';
-import type { Clock, Rng } from './clock.js';
+import { realTimers, type Clock, type Rng, type Timers } from './clock.js';
 import type { Config, FrontendConfig } from './config/types.js';
 import { dial } from './connect/dial.js';
 import { TICKET_PROBE_INTERVAL_MS, probeTicketKeyName } from './connect/ticket-probe.js';
@@ -41,7 +44,12 @@ export interface Deps {
   readonly logger: Logger;
   readonly clock: Clock;
   readonly rng: Rng;
+  /** For the pools' wait queues; real timers when absent. */
+  readonly timers?: Timers;
 }
+
+/** `limit.reached` is logged at most once a second per frontend and limit, however many hit it. */
+const LIMIT_LOG_INTERVAL_MS = 1_000;
 
 /** One pool of a frontend at run time, with its own affinity table and balancer. */
 export interface PoolRuntime {
@@ -50,6 +58,8 @@ export interface PoolRuntime {
   readonly table: AffinityTable;
   readonly balancer: Balancer;
   readonly backendNames: ReadonlySet<string>;
+  /** Clients waiting for a backend below its max-conns. */
+  readonly queue: WaitQueue;
 }
 
 /** What an imap/pop3 frontend needs at run time. */
@@ -138,6 +148,16 @@ export interface Frontend {
   readonly acl: CompiledAcl;
   /** `--trusted-proxy` networks, when `--accept-proxy-protocol` is on. */
   readonly trusted?: CompiledAcl;
+  /** `--max-conns` and every frontend's open connections, shared by all frontends. */
+  readonly shared: Shared;
+  /** Keeps `limit.reached` to one line a second per limit. */
+  readonly limitLog: Throttle;
+}
+
+/** What every frontend of one tether shares: the process-wide limit and each one's open map. */
+interface Shared {
+  readonly maxConns: number | undefined;
+  readonly opens: ReadonlyMap<net.Socket, () => void>[];
 }
 
 /** A running tether: every frontend, and a graceful stop. */
@@ -173,6 +193,56 @@ interface Connected {
   via: Placement['via'];
   lookup?: Lookup;
   tries: number;
+  /** What the client sent while it waited in the queue; replayed after the prelude. */
+  sent: readonly Buffer[];
+}
+
+/** Ends one connection's hold on `b`; the freed slot goes to the pool's waiting clients first. */
+function release(pr: PoolRuntime, b: Backend): void {
+  b.active--;
+  pr.queue.serve();
+}
+
+/** Logs `limit.reached` for `limit` (at most once a second per frontend, limit and pool). */
+function noteLimit(fe: Frontend, limit: LimitName, max: number, deps: Deps, pool?: string): void {
+  const held = fe.limitLog.pass(pool === undefined ? limit : `${limit} ${pool}`, deps.clock.now());
+  if (held === undefined) return;
+  deps.logger.warn(
+    { event: EVENTS.limitReached, frontend: fe.config.name, ...(pool === undefined ? {} : { pool }), limit, max, refused: held + 1 },
+    'limit reached; client refused',
+  );
+  flushSoon(deps.logger);
+}
+
+/**
+ * Waits in the pool's queue until `placeNow` finds (and reserves) a backend with room, while
+ * reading the client to notice if it leaves. `placement` is undefined when served with no
+ * backend left (all down meanwhile), and absent with a `termination` when not served.
+ */
+async function waitForSlot(
+  client: net.Socket,
+  fe: Frontend,
+  pr: PoolRuntime,
+  placeNow: () => Placement | 'full' | undefined,
+  deps: Deps,
+): Promise<{ sent: readonly Buffer[]; termination?: Termination; placement?: Placement }> {
+  if (pr.queue.isFull()) {
+    noteLimit(fe, 'queue-size', pr.queue.capacity, deps, pr.name);
+    return { sent: [], termination: waitTermination('queue-full') };
+  }
+  if (deps.logger.isLevelEnabled('debug')) {
+    deps.logger.debug({ event: EVENTS.queueWait, frontend: fe.config.name, pool: pr.name, waiting: pr.queue.size + 1 }, 'waiting for a backend slot');
+  }
+  let placement: Placement | undefined;
+  const take = (): boolean => {
+    const p = placeNow();
+    if (p === 'full') return false;
+    placement = p;
+    return true;
+  };
+  const held = await holdWhile(client, MAX_PRELUDE_BYTES, (signal) => pr.queue.wait(take, signal));
+  if (held.result !== 'served') return { sent: held.sent, termination: waitTermination(held.result) };
+  return placement === undefined ? { sent: held.sent } : { sent: held.sent, placement };
 }
 
 /** Dials placements until one connects or the retries run out. */
@@ -198,22 +268,37 @@ async function connectWithFailover(
     client_.gone = true;
   };
   client.once('close', onClientClose);
+  const sent: Buffer[] = [];
+  // Places and reserves in one step: a slot freed while clients wait goes to the first of them
+  // that can use it, never to whoever runs next.
+  const placeNow = (): Placement | 'full' | undefined => {
+    const req = { table: pr.table, pool, balancer: pr.balancer, lookups, nowMs: deps.clock.now(), exclude };
+    const p = place(named === undefined ? req : { ...req, named });
+    if (p !== undefined && p !== 'full') p.backend.active++;
+    return p;
+  };
   try {
     for (let tries = 1; tries <= config.retries + 1; tries++) {
-      const req = { table: pr.table, pool, balancer: pr.balancer, lookups, nowMs: deps.clock.now(), exclude };
-      const p = place(named === undefined ? req : { ...req, named });
+      // Waiting clients go first, also to room no release announced (a backend back from hold-down).
+      pr.queue.serve();
+      let p = placeNow();
+      if (p === 'full') {
+        const w = await waitForSlot(client, fe, pr, placeNow, deps);
+        sent.push(...w.sent);
+        if (w.termination) return { termination: w.termination, tries: tries - 1 };
+        p = w.placement;
+      }
       if (!p) {
         // Nothing (left) to dial. With nothing tried yet, every backend is held down after
-        // failing: still the backends' doing, not tether's (`tether` means a bug or a stop).
+        // failing: still the backends' doing, not tether's (`tether`: a limit, a stop or a bug).
         const cause = lastTimedOut ? 'backend-timeout' : 'backend';
         return { termination: { cause, stage: exclude.size === 0 ? 'place' : 'connect', code: lastCode }, tries: tries - 1 };
       }
       const b = p.backend;
-      b.active++;
       const port = b.spec.port ?? facts.localPort;
       const r = await dial(b.spec.host, port, config.connectTimeoutMs);
       if (client_.gone) {
-        b.active--;
+        release(pr, b);
         if (r.ok) r.socket.destroy();
         return { termination: { cause: 'client', stage: 'connect', code: 'client-closed' }, tries };
       }
@@ -225,10 +310,10 @@ async function connectWithFailover(
         }
         const lookup = lookups.find((l) => l.tableKey === p.lookup?.tableKey);
         return lookup === undefined
-          ? { socket: r.socket, backend: b, via: p.via, tries }
-          : { socket: r.socket, backend: b, via: p.via, lookup, tries };
+          ? { socket: r.socket, backend: b, via: p.via, tries, sent }
+          : { socket: r.socket, backend: b, via: p.via, lookup, tries, sent };
       }
-      b.active--;
+      release(pr, b);
       lastCode = r.code;
       lastTimedOut = r.timeout;
       exclude.add(b.name);
@@ -321,6 +406,12 @@ async function handleConnection(raw: net.Socket, fe: Frontend, deps: Deps): Prom
   const isCut = (): boolean => stopping.cut;
   /** A stop that cut the client overrides whatever the interrupted stage reports. */
   const ended = (t: Termination): Termination => (isCut() ? { cause: 'tether', stage: 'shutdown' } : t);
+  // Open clients are counted from accept to close by the frontends' open maps; this one is not
+  // in them yet, and nothing yields before it is, so concurrent accepts count exactly.
+  const over = acceptLimit(
+    { all: fe.shared.maxConns === undefined ? 0 : fe.shared.opens.reduce((n, m) => n + m.size, 0), frontend: fe.open.size },
+    { all: fe.shared.maxConns, frontend: fe.config.maxConns },
+  );
   fe.open.set(raw, () => {
     stopping.cut = true;
     client.destroy();
@@ -333,7 +424,17 @@ async function handleConnection(raw: net.Socket, fe: Frontend, deps: Deps): Prom
   let login: Login | undefined;
   let destination = { address: raw.localAddress ?? '', port: facts.localPort };
   const isTrusted = fe.trusted !== undefined && facts.source !== '' && fe.trusted.admits(facts.source);
-  if (!isTrusted && !fe.acl.admits(facts.source)) {
+  if (over) {
+    // Closed at once, before a byte is read (the socket is still paused). HAProxy stops
+    // accepting at its maxconn instead, leaving clients in the kernel's backlog; a Node listener
+    // cannot stop accepting without closing its socket and giving up the port, and a client
+    // left unanswered in the backlog only learns of it by a timeout, where a close now lets it
+    // retry at once (elsewhere, behind a balancer).
+    outcome = { ...outcome, termination: { cause: 'tether', stage: 'accept', code: over.limit } };
+    pr = undefined;
+    client.destroy();
+    noteLimit(fe, over.limit, over.max, deps);
+  } else if (!isTrusted && !fe.acl.admits(facts.source)) {
     // Refused before a byte is read (the socket is still paused); a trusted balancer's clients
     // are checked below, once its header has said who they are.
     outcome = { ...outcome, termination: { cause: 'client', stage: 'accept', code: 'acl-deny' } };
@@ -419,7 +520,7 @@ async function handleConnection(raw: net.Socket, fe: Frontend, deps: Deps): Prom
         } else {
           c.socket.destroy();
           backendSocket = undefined;
-          c.backend.active--;
+          release(pr, c.backend);
           if (!client.destroyed) {
             client.write(fe.config.protocol === 'imap' ? '* BYE Backend unavailable, try again later\r\n' : '-ERR Backend unavailable, try again later\r\n');
             // As for a failed dial: FIN, drain, and drop the client after a short wait.
@@ -430,13 +531,13 @@ async function handleConnection(raw: net.Socket, fe: Frontend, deps: Deps): Prom
       }
       if (backendSocket) {
         client.off('error', preError);
-        const s: Splice = splice(client, backendSocket, prelude, { idleMs: fe.config.idleTimeoutMs, ...learning(fe, pr, facts, c.backend, deps) });
+        const s: Splice = splice(client, backendSocket, c.sent.length === 0 ? prelude : [...prelude, ...c.sent], { idleMs: fe.config.idleTimeoutMs, ...learning(fe, pr, facts, c.backend, deps) });
         // Keyed by the raw socket, as at accept: `client` may be the TLS socket (STARTTLS or
         // implicit TLS), and only `raw` is deleted below; a TLS key would stay and hang stop().
         fe.open.set(raw, s.cut);
         if (isCut()) s.cut();
         const r = await s.done;
-        c.backend.active--;
+        release(pr, c.backend);
         outcome = { termination: r.termination, backend: c.backend, via: c.via, bytesIn: r.bytesIn, bytesOut: r.bytesOut, tries: c.tries };
         if (c.lookup) outcome.lookup = c.lookup;
       }
@@ -502,11 +603,12 @@ function poolRuntime(name: string, backends: FrontendConfig['backends'], balance
     table: new AffinityTable(config.affinityTimeoutMs, config.affinityMaxEntries),
     balancer: createBalancer(balance, deps.rng),
     backendNames: new Set(backends.map((b) => b.name)),
+    queue: new WaitQueue(config.queueSize, config.queueTimeoutMs, deps.timers ?? realTimers),
   };
 }
 
 /** Binds one frontend's listeners and starts serving. Rejects with TETHER_ERR_LISTEN. */
-async function startFrontend(config: FrontendConfig, deps: Deps): Promise<Frontend> {
+async function startFrontend(config: FrontendConfig, deps: Deps, shared: Shared): Promise<Frontend> {
   const defaultPool = poolRuntime('default', config.backends, config.balance, config, deps);
   const pools = new Map<string, PoolRuntime>([['default', defaultPool]]);
   for (const p of config.pools) pools.set(p.name, poolRuntime(p.name, p.backends, p.balance, config, deps));
@@ -514,6 +616,7 @@ async function startFrontend(config: FrontendConfig, deps: Deps): Promise<Fronte
   const mail = await mailRuntime(config, deps);
   const peeks = chainNeedsPeek(config.affinity) || config.routes.length > 0 || config.insertCookie !== undefined;
   const open = new Map<net.Socket, () => void>();
+  shared.opens.push(open);
   let lastAcceptErrorMs = -Infinity;
   const acl = compileAcl({ allow: config.allow, deny: config.deny });
   const trusted = config.acceptProxyProtocol ? compileAcl({ allow: config.trustedProxies, deny: [] }) : undefined;
@@ -559,6 +662,8 @@ async function startFrontend(config: FrontendConfig, deps: Deps): Promise<Fronte
     open,
     acl,
     ...(trusted === undefined ? {} : { trusted }),
+    shared,
+    limitLog: new Throttle(LIMIT_LOG_INTERVAL_MS),
   };
   feRef.fe = fe;
   for (const l of listeners) {
@@ -574,8 +679,9 @@ async function startFrontend(config: FrontendConfig, deps: Deps): Promise<Fronte
 /** Starts every frontend of `config`. On a listen failure, closes what was bound and rejects. */
 export async function startTether(config: Config, deps: Deps): Promise<Tether> {
   const frontends: Frontend[] = [];
+  const shared: Shared = { maxConns: config.maxConns, opens: [] };
   try {
-    for (const fc of config.frontends) frontends.push(await startFrontend(fc, deps));
+    for (const fc of config.frontends) frontends.push(await startFrontend(fc, deps, shared));
   } catch (e) {
     await Promise.all(frontends.map((f) => closeListeners(f.listeners)));
     throw e;

@@ -10,12 +10,26 @@ export interface Rng {
   next(): number;
 }
 
+/** One-shot timers, for code that waits (the pool wait queue); a fake one in unit tests. */
+export interface Timers {
+  set(fn: () => void, ms: number): unknown;
+  clear(handle: unknown): void;
+}
+
 /**
  * Wall-clock milliseconds (Date.now); entries compare against each other, never across hosts.
  * Epoch time, not a monotonic clock: the state file (--state-file) carries affinity-table times
  * from one process to the next.
  */
 export const realClock: Clock = { now: () => Date.now() };
+
+/** setTimeout/clearTimeout; unref'd, since whatever waits holds a socket that keeps us alive. */
+export const realTimers: Timers = {
+  set: (fn, ms) => setTimeout(fn, ms).unref(),
+  clear: (handle) => {
+    clearTimeout(handle as ReturnType<typeof setTimeout>);
+  },
+};
 
 /** Math.random; balancing needs spread, not secrecy. */
 export const realRng: Rng = { next: () => Math.random() };

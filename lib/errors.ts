@@ -35,7 +35,11 @@ export class TetherError extends Error {
   }
 }
 
-/** Who or what ended a connection (HAProxy's termination state, first letter). */
+/**
+ * Who or what ended a connection (HAProxy's termination state, first letter). `tether`: tether
+ * itself — a limit it enforces (`max-conns`, `frontend-max-conns`, `queue-full`; HAProxy's "P"),
+ * a stop, or a bug.
+ */
 export type TerminationCause =
   | 'normal'
   | 'client'
@@ -44,8 +48,8 @@ export type TerminationCause =
   | 'client-timeout'
   | 'backend-timeout';
 
-/** The stage a connection was in when it ended. */
-export type TerminationStage = 'accept' | 'peek' | 'greet' | 'place' | 'connect' | 'pipe' | 'shutdown';
+/** The stage a connection was in when it ended; `queue`: waiting for a backend below its max-conns. */
+export type TerminationStage = 'accept' | 'peek' | 'greet' | 'place' | 'queue' | 'connect' | 'pipe' | 'shutdown';
 
 /** The one record of why and where a connection ended; logged once in `conn.close`. */
 export interface Termination {

@@ -17,6 +17,8 @@ export const EVENTS = {
   backendDown: 'backend.down',
   backendUp: 'backend.up',
   acceptError: 'accept.error',
+  limitReached: 'limit.reached',
+  queueWait: 'queue.wait',
   internalError: 'internal.error',
   keyModuleError: 'key-module.error',
   ticketKey: 'tls-ticket.learned',

@@ -10,6 +10,9 @@ import { MAX_BAD_BEFORE_LOGIN, MAX_COMMANDS_BEFORE_LOGIN, type Login } from './g
 import { closeListeners, listenAll, type Listener } from './accept/listen.js';
 import { expandListen, type BindAddress } from './accept/port-range.js';
 import { compileAcl, type CompiledAcl } from './accept/acl.js';
+import { acceptLimit, Throttle, type LimitName } from './accept/limits.js';
+import { holdWhile } from './connect/hold.js';
+import { WaitQueue, waitTermination } from './place/queue.js';
 import { readProxyHeader } from './accept/proxy-header.js';
 import { encodeProxyV1, encodeProxyV2, parseProxyHeader } from './wire/proxy/header.js';
 import { formatAddress } from './accept/port-range.js';
@@ -19,7 +22,7 @@ import { MAX_PRELUDE_BYTES } from './config/defaults.js';
 import { peek } from './peek/collect.js';
 import { responseHeadRewriter, tlsLearner, type Pin } from './pipe/learn.js';
 import { selectPool } from './place/route.js';
-import type { Clock, Rng } from './clock.js';
+import { realTimers, type Clock, type Rng, type Timers } from './clock.js';
 import type { BalanceKind, Config, FrontendConfig } from './config/types.js';
 import { dial } from './connect/dial.js';
 import { TICKET_PROBE_INTERVAL_MS, probeTicketKeyName } from './connect/ticket-probe.js';
@@ -44,7 +47,12 @@ export interface Deps {
   readonly rng: Rng;
   /** Fills each affinity table as it is built, before any listener accepts (--state-file). */
   readonly restore?: (frontend: string, pool: string, table: AffinityTable, backendNames: ReadonlySet<string>) => void;
+  /** For the pools' wait queues; real timers when absent. */
+  readonly timers?: Timers;
 }
+
+/** `limit.reached` is logged at most once a second per frontend and limit, however many hit it. */
+const LIMIT_LOG_INTERVAL_MS = 1_000;
 
 /** One pool of a frontend at run time, with its own affinity table and balancer. */
 export interface PoolRuntime {
@@ -54,6 +62,8 @@ export interface PoolRuntime {
   readonly balancer: Balancer;
   readonly balance: BalanceKind;
   readonly backendNames: ReadonlySet<string>;
+  /** Clients waiting for a backend below its max-conns. */
+  readonly queue: WaitQueue;
 }
 
 /** What an imap/pop3 frontend needs at run time. */
@@ -172,6 +182,17 @@ export interface Frontend {
   /** `--trusted-proxy` networks, when `--accept-proxy-protocol` is on. */
   readonly trusted?: CompiledAcl;
   readonly stats: FrontendStats;
+  /** `--max-conns` and every frontend's open connections, shared by all frontends. */
+  readonly shared: Shared;
+  /** Keeps `limit.reached` to one line a second per limit. */
+  readonly limitLog: Throttle;
+}
+
+/** What every frontend of one tether shares: the process-wide limit and each one's open map. */
+interface Shared {
+  /** `--max-conns`; a reload may change it. */
+  maxConns: number | undefined;
+  readonly opens: ReadonlyMap<net.Socket, OpenConn>[];
 }
 
 /** A frontend while tether runs: its current generation, its listeners and its timers. */
@@ -232,6 +253,56 @@ interface Connected {
   via: Placement['via'];
   lookup?: Lookup;
   tries: number;
+  /** What the client sent while it waited in the queue; replayed after the prelude. */
+  sent: readonly Buffer[];
+}
+
+/** Ends one connection's hold on `b`; the freed slot goes to the pool's waiting clients first. */
+function release(pr: PoolRuntime, b: Backend): void {
+  b.active--;
+  pr.queue.serve();
+}
+
+/** Logs `limit.reached` for `limit` (at most once a second per frontend, limit and pool). */
+function noteLimit(fe: Frontend, limit: LimitName, max: number, deps: Deps, pool?: string): void {
+  const held = fe.limitLog.pass(pool === undefined ? limit : `${limit} ${pool}`, deps.clock.now());
+  if (held === undefined) return;
+  deps.logger.warn(
+    { event: EVENTS.limitReached, frontend: fe.config.name, ...(pool === undefined ? {} : { pool }), limit, max, refused: held + 1 },
+    'limit reached; client refused',
+  );
+  flushSoon(deps.logger);
+}
+
+/**
+ * Waits in the pool's queue until `placeNow` finds (and reserves) a backend with room, while
+ * reading the client to notice if it leaves. `placement` is undefined when served with no
+ * backend left (all down meanwhile), and absent with a `termination` when not served.
+ */
+async function waitForSlot(
+  client: net.Socket,
+  fe: Frontend,
+  pr: PoolRuntime,
+  placeNow: () => Placement | 'full' | undefined,
+  deps: Deps,
+): Promise<{ sent: readonly Buffer[]; termination?: Termination; placement?: Placement }> {
+  if (pr.queue.isFull()) {
+    noteLimit(fe, 'queue-size', pr.queue.capacity, deps, pr.name);
+    return { sent: [], termination: waitTermination('queue-full') };
+  }
+  if (deps.logger.isLevelEnabled('debug')) {
+    deps.logger.debug({ event: EVENTS.queueWait, frontend: fe.config.name, pool: pr.name, waiting: pr.queue.size + 1 }, 'waiting for a backend slot');
+  }
+  let placement: Placement | undefined;
+  const take = (): boolean => {
+    const p = placeNow();
+    if (p === 'full') return false;
+    placement = p;
+    return true;
+  };
+  const held = await holdWhile(client, MAX_PRELUDE_BYTES, (signal) => pr.queue.wait(take, signal));
+  if (held.result !== 'served') return { sent: held.sent, termination: waitTermination(held.result) };
+  return placement === undefined ? { sent: held.sent } : { sent: held.sent, placement };
 }
 
 /** Dials placements until one connects or the retries run out. */
@@ -257,22 +328,37 @@ async function connectWithFailover(
     client_.gone = true;
   };
   client.once('close', onClientClose);
+  const sent: Buffer[] = [];
+  // Places and reserves in one step: a slot freed while clients wait goes to the first of them
+  // that can use it, never to whoever runs next.
+  const placeNow = (): Placement | 'full' | undefined => {
+    const req = { table: pr.table, pool, balancer: pr.balancer, lookups, nowMs: deps.clock.now(), exclude };
+    const p = place(named === undefined ? req : { ...req, named });
+    if (p !== undefined && p !== 'full') p.backend.active++;
+    return p;
+  };
   try {
     for (let tries = 1; tries <= config.retries + 1; tries++) {
-      const req = { table: pr.table, pool, balancer: pr.balancer, lookups, nowMs: deps.clock.now(), exclude };
-      const p = place(named === undefined ? req : { ...req, named });
+      // Waiting clients go first, also to room no release announced (a backend back from hold-down).
+      pr.queue.serve();
+      let p = placeNow();
+      if (p === 'full') {
+        const w = await waitForSlot(client, fe, pr, placeNow, deps);
+        sent.push(...w.sent);
+        if (w.termination) return { termination: w.termination, tries: tries - 1 };
+        p = w.placement;
+      }
       if (!p) {
         // Nothing (left) to dial. With nothing tried yet, every backend is held down after
-        // failing: still the backends' doing, not tether's (`tether` means a bug or a stop).
+        // failing: still the backends' doing, not tether's (`tether`: a limit, a stop or a bug).
         const cause = lastTimedOut ? 'backend-timeout' : 'backend';
         return { termination: { cause, stage: exclude.size === 0 ? 'place' : 'connect', code: lastCode }, tries: tries - 1 };
       }
       const b = p.backend;
-      b.active++;
       const port = b.spec.port ?? facts.localPort;
       const r = await dial(b.spec.host, port, config.connectTimeoutMs);
       if (client_.gone) {
-        b.active--;
+        release(pr, b);
         if (r.ok) r.socket.destroy();
         return { termination: { cause: 'client', stage: 'connect', code: 'client-closed' }, tries };
       }
@@ -284,10 +370,10 @@ async function connectWithFailover(
         }
         const lookup = lookups.find((l) => l.tableKey === p.lookup?.tableKey);
         return lookup === undefined
-          ? { socket: r.socket, backend: b, via: p.via, tries }
-          : { socket: r.socket, backend: b, via: p.via, lookup, tries };
+          ? { socket: r.socket, backend: b, via: p.via, tries, sent }
+          : { socket: r.socket, backend: b, via: p.via, lookup, tries, sent };
       }
-      b.active--;
+      release(pr, b);
       b.failures++;
       lastCode = r.code;
       lastTimedOut = r.timeout;
@@ -393,6 +479,12 @@ async function handleConnection(raw: net.Socket, fe: Frontend, deps: Deps): Prom
   /** A stop that cut the client overrides whatever the interrupted stage reports. */
   const ended = (t: Termination): Termination => (isCut() ? { cause: 'tether', stage: 'shutdown' } : t);
   fe.stats.accepted++;
+  // Open clients are counted from accept to close by the frontends' open maps; this one is not
+  // in them yet, and nothing yields before it is, so concurrent accepts count exactly.
+  const over = acceptLimit(
+    { all: fe.shared.maxConns === undefined ? 0 : fe.shared.opens.reduce((n, m) => n + m.size, 0), frontend: fe.open.size },
+    { all: fe.shared.maxConns, frontend: fe.config.maxConns },
+  );
   fe.open.set(raw, {
     cut: () => {
       stopping.cut = true;
@@ -407,7 +499,17 @@ async function handleConnection(raw: net.Socket, fe: Frontend, deps: Deps): Prom
   let login: Login | undefined;
   let destination = { address: raw.localAddress ?? '', port: facts.localPort };
   const isTrusted = fe.trusted !== undefined && facts.source !== '' && fe.trusted.admits(facts.source);
-  if (!isTrusted && !fe.acl.admits(facts.source)) {
+  if (over) {
+    // Closed at once, before a byte is read (the socket is still paused). HAProxy stops
+    // accepting at its maxconn instead, leaving clients in the kernel's backlog; a Node listener
+    // cannot stop accepting without closing its socket and giving up the port, and a client
+    // left unanswered in the backlog only learns of it by a timeout, where a close now lets it
+    // retry at once (elsewhere, behind a balancer).
+    outcome = { ...outcome, termination: { cause: 'tether', stage: 'accept', code: over.limit } };
+    pr = undefined;
+    client.destroy();
+    noteLimit(fe, over.limit, over.max, deps);
+  } else if (!isTrusted && !fe.acl.admits(facts.source)) {
     // Refused before a byte is read (the socket is still paused); a trusted balancer's clients
     // are checked below, once its header has said who they are.
     outcome = { ...outcome, termination: { cause: 'client', stage: 'accept', code: 'acl-deny' } };
@@ -493,7 +595,7 @@ async function handleConnection(raw: net.Socket, fe: Frontend, deps: Deps): Prom
         } else {
           c.socket.destroy();
           backendSocket = undefined;
-          c.backend.active--;
+          release(pr, c.backend);
           if (!client.destroyed) {
             client.write(fe.config.protocol === 'imap' ? '* BYE Backend unavailable, try again later\r\n' : '-ERR Backend unavailable, try again later\r\n');
             // As for a failed dial: FIN, drain, and drop the client after a short wait.
@@ -504,13 +606,13 @@ async function handleConnection(raw: net.Socket, fe: Frontend, deps: Deps): Prom
       }
       if (backendSocket) {
         client.off('error', preError);
-        const s: Splice = splice(client, backendSocket, prelude, { idleMs: fe.config.idleTimeoutMs, ...learning(fe, pr, facts, c.backend, deps) });
+        const s: Splice = splice(client, backendSocket, c.sent.length === 0 ? prelude : [...prelude, ...c.sent], { idleMs: fe.config.idleTimeoutMs, ...learning(fe, pr, facts, c.backend, deps) });
         // Keyed by the raw socket, as at accept: `client` may be the TLS socket (STARTTLS or
         // implicit TLS), and only `raw` is deleted below; a TLS key would stay and hang stop().
         fe.open.set(raw, { cut: s.cut, pool: pr.name, backend: c.backend.name, ...(c.lookup ? { tableKey: c.lookup.tableKey } : {}) });
         if (isCut()) s.cut();
         const r = await s.done;
-        c.backend.active--;
+        release(pr, c.backend);
         outcome = { termination: r.termination, backend: c.backend, via: c.via, bytesIn: r.bytesIn, bytesOut: r.bytesOut, tries: c.tries };
         if (c.lookup) outcome.lookup = c.lookup;
       }
@@ -577,6 +679,10 @@ function startTicketProbes(config: FrontendConfig, pools: ReadonlyMap<string, Po
 /** A pool's runtime; with `prev` (a reload) its table and same-address backends carry over. */
 function poolRuntime(name: string, backends: FrontendConfig['backends'], balance: FrontendConfig['balance'], config: FrontendConfig, deps: Deps, prev?: PoolRuntime): PoolRuntime {
   const backendNames = new Set(backends.map((b) => b.name));
+  // Waiting clients stay queued across a reload; the new size and timeout apply from now.
+  const queue = prev?.queue ?? new WaitQueue(config.queueSize, config.queueTimeoutMs, deps.timers ?? realTimers);
+  queue.capacity = config.queueSize;
+  queue.timeoutMs = config.queueTimeoutMs;
   let table = prev?.table;
   if (table) {
     table.resize(config.affinityTimeoutMs, config.affinityMaxEntries, deps.clock.now());
@@ -591,6 +697,7 @@ function poolRuntime(name: string, backends: FrontendConfig['backends'], balance
     balancer: prev?.balance === balance ? prev.balancer : createBalancer(balance, deps.rng),
     balance,
     backendNames,
+    queue,
   };
 }
 
@@ -599,7 +706,7 @@ function poolRuntime(name: string, backends: FrontendConfig['backends'], balance
  * failure rejects with TETHER_ERR_CONFIG and changes nothing). With `prev`, pools keep their
  * affinity tables and backends, and `open`/`stats` are shared.
  */
-async function buildFrontend(config: FrontendConfig, deps: Deps, prev?: Frontend): Promise<Frontend> {
+async function buildFrontend(config: FrontendConfig, deps: Deps, shared: Shared, prev?: Frontend): Promise<Frontend> {
   const pools = new Map<string, PoolRuntime>();
   pools.set('default', poolRuntime('default', config.backends, config.balance, config, deps, prev?.pools.get('default')));
   for (const p of config.pools) pools.set(p.name, poolRuntime(p.name, p.backends, p.balance, config, deps, prev?.pools.get(p.name)));
@@ -607,16 +714,20 @@ async function buildFrontend(config: FrontendConfig, deps: Deps, prev?: Frontend
   const keyFunction = config.keyModule === undefined ? undefined : prev?.keyFunction && prev.config.keyModule === config.keyModule ? prev.keyFunction : await loadKeyModule(config.keyModule);
   const mail = await mailRuntime(config, deps);
   const trusted = config.acceptProxyProtocol ? compileAcl({ allow: config.trustedProxies, deny: [] }) : undefined;
+  const open = prev?.open ?? new Map<net.Socket, OpenConn>();
+  if (!prev) shared.opens.push(open);
   return {
     config,
     pools,
     peeks: chainNeedsPeek(config.affinity) || config.routes.length > 0 || config.insertCookie !== undefined,
     ...(keyFunction === undefined ? {} : { keyFunction }),
     ...(mail === undefined ? {} : { mail }),
-    open: prev?.open ?? new Map<net.Socket, OpenConn>(),
+    open,
     acl: compileAcl({ allow: config.allow, deny: config.deny }),
     ...(trusted === undefined ? {} : { trusted }),
     stats: prev?.stats ?? newFrontendStats(),
+    shared,
+    limitLog: prev?.limitLog ?? new Throttle(LIMIT_LOG_INTERVAL_MS),
   };
 }
 
@@ -672,8 +783,8 @@ function logListening(name: string, listeners: readonly Listener[], deps: Deps):
 }
 
 /** Binds one frontend's listeners and starts serving. Rejects with TETHER_ERR_CONFIG or TETHER_ERR_LISTEN. */
-async function startFrontend(config: FrontendConfig, deps: Deps): Promise<RunningFrontend> {
-  const current = await buildFrontend(config, deps);
+async function startFrontend(config: FrontendConfig, deps: Deps, shared: Shared): Promise<RunningFrontend> {
+  const current = await buildFrontend(config, deps, shared);
   const rf: RunningFrontend = { name: config.name, current, listeners: [], stopTimers: () => undefined };
   rf.listeners = await bindFor(config.name, () => rf.current, config.listen.flatMap(expandListen), deps);
   rf.stopTimers = startTimers(current, deps);
@@ -705,8 +816,9 @@ export async function startTether(initial: Config, deps: Deps): Promise<Tether> 
   let config = initial;
   // Frontends a reload removed: no listeners, but their open connections run to their end.
   const retired: Frontend[] = [];
+  const shared: Shared = { maxConns: config.maxConns, opens: [] };
   try {
-    for (const fc of config.frontends) frontends.push(await startFrontend(fc, deps));
+    for (const fc of config.frontends) frontends.push(await startFrontend(fc, deps, shared));
   } catch (e) {
     await Promise.all(frontends.map((f) => closeListeners(f.listeners)));
     throw e;
@@ -721,7 +833,7 @@ export async function startTether(initial: Config, deps: Deps): Promise<Tether> 
     try {
       for (const fc of next.frontends) {
         const rf = byName.get(fc.name);
-        const fe = await buildFrontend(fc, deps, rf?.current);
+        const fe = await buildFrontend(fc, deps, shared, rf?.current);
         const want = fc.listen.flatMap(expandListen);
         const wanted = new Set(want.map(addressKey));
         const have = new Map((rf?.listeners ?? []).map((l) => [addressKey(l.requested), l]));
@@ -773,6 +885,7 @@ export async function startTether(initial: Config, deps: Deps): Promise<Tether> 
     report.backends.added.push(...[...after].filter((id) => !before.has(id)));
     report.backends.removed.push(...[...before].filter((id) => !after.has(id)));
     for (const p of pending) p();
+    shared.maxConns = next.maxConns;
     frontends = nextFrontends;
     config = next;
     deps.logger.level = next.logLevel;

@@ -125,6 +125,9 @@ export async function explain(f: RunningFrontend, p: Params, nowMs: number): Pro
   const candidates = pr.pool.candidates(nowMs).map((b) => b.name);
   const base = { frontend: f.name, pool: pr.name, steps, candidates, balance: pr.balance };
   if (!p0) return { ...base, backend: null, via: null, key: null, reason: 'no backend can take a new client now (all down, in maintenance or held down)' };
+  if (p0 === 'full') {
+    return { ...base, backend: null, via: null, key: null, reason: `the backend for this client is at its max-conns: it would wait in the pool's queue (${String(pr.queue.size)} waiting)` };
+  }
   const decided = lookups.find((l) => l.tableKey === p0.lookup?.tableKey);
   const key = decided ? { kind: decided.kind, hash: keyHash(decided.value) } : null;
   const b = p0.backend.name;

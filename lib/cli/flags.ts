@@ -6,9 +6,10 @@ import ipaddr from 'ipaddr.js';
 import type { AffinityStep, BackendSpec, BalanceKind, ListenSpec } from '../config/types.js';
 import { BALANCE_KINDS } from '../config/types.js';
 import { LOG_LEVELS, type LogLevel } from '../log.js';
+import { MAX_CONNS_LIMIT } from '../config/defaults.js';
 
 const LISTEN_SYNTAX = 'HOST:PORT or HOST:PORT-PORT ([::1]:PORT for IPv6)';
-const BACKEND_SYNTAX = '[NAME=]HOST[:PORT][,weight=N][,backup]';
+const BACKEND_SYNTAX = '[NAME=]HOST[:PORT][,weight=N][,max-conns=N][,backup]';
 const AFFINITY_SYNTAX =
   'a comma list of: none, source[/V4BITS[/V6BITS]], sni, tls-session, tls-ticket, http-host, http-header:NAME, http-cookie:NAME, url-param:NAME, xmpp-to, key-module, login';
 const DURATION_SYNTAX = 'a duration such as 500ms, 30s, 10m, 1h (a bare number is milliseconds)';
@@ -73,7 +74,10 @@ export function parseListen(text: string): ListenSpec {
   return { host: hp.host, portLow: low, portHigh: high };
 }
 
-/** Parses `--backend [NAME=]HOST[:PORT][,weight=N][,backup]`; the name defaults to HOST[:PORT]. */
+/**
+ * Parses `--backend [NAME=]HOST[:PORT][,weight=N][,max-conns=N][,backup]`; the name defaults to
+ * HOST[:PORT].
+ */
 export function parseBackend(text: string): BackendSpec {
   const parts = text.trim().split(',');
   const first = parts[0] ?? '';
@@ -92,11 +96,16 @@ export function parseBackend(text: string): BackendSpec {
   }
   let weight = 1;
   let backup = false;
+  let maxConns: number | undefined;
   for (const opt of parts.slice(1)) {
     const w = /^weight=(\d{1,4})$/.exec(opt);
+    const m = /^max-conns=(\d{1,8})$/.exec(opt);
     if (w?.[1] !== undefined) {
       weight = Number(w[1]);
       if (weight < 1 || weight > 1000) fail(`weight=N with N in 1..1000 in ${BACKEND_SYNTAX}`, text);
+    } else if (m?.[1] !== undefined || opt.startsWith('max-conns=')) {
+      maxConns = Number(m?.[1]);
+      if (!(maxConns >= 1 && maxConns <= MAX_CONNS_LIMIT)) fail(`max-conns=N with N in 1..${String(MAX_CONNS_LIMIT)} in ${BACKEND_SYNTAX}`, text);
     } else if (opt === 'backup') {
       backup = true;
     } else {
@@ -107,7 +116,8 @@ export function parseBackend(text: string): BackendSpec {
   // different, port-less IPv6 address.
   const hostText = hp.host.includes(':') ? `[${hp.host}]` : hp.host;
   const defaultName = port === undefined ? hp.host : `${hostText}:${String(port)}`;
-  return { name: explicitName ?? defaultName, host: hp.host, port, weight, backup };
+  const spec = { name: explicitName ?? defaultName, host: hp.host, port, weight, backup };
+  return maxConns === undefined ? spec : { ...spec, maxConns };
 }
 
 const SIMPLE_KINDS = ['sni', 'tls-session', 'tls-ticket', 'http-host', 'xmpp-to', 'key-module', 'login'] as const;
@@ -285,7 +295,7 @@ export const FLAG_TABLE: readonly FlagRow[] = [
   { flags: '--listen <HOST:PORT>', configKey: 'listen', scope: 'frontend', repeatable: true,
     description: `address to accept clients on: ${LISTEN_SYNTAX}; repeatable` },
   { flags: '--backend <SPEC>', configKey: 'backends', scope: 'frontend', repeatable: true,
-    description: `a backend: ${BACKEND_SYNTAX}; without :PORT, the port the client connected to; repeatable` },
+    description: `a backend: ${BACKEND_SYNTAX}; without :PORT, the port the client connected to; max-conns=N: at most N connections at once (more go to another backend or wait, see --queue-size); repeatable` },
   { flags: '--affinity <CHAIN>', configKey: 'affinity', scope: 'frontend', repeatable: false,
     description: `affinity key chain, first present key wins: ${AFFINITY_SYNTAX}`, defaultText: 'none' },
   { flags: '--balance <POLICY>', configKey: 'balance', scope: 'frontend', repeatable: false,
@@ -346,8 +356,17 @@ export const FLAG_TABLE: readonly FlagRow[] = [
     description: 'read a PROXY protocol header (v1 or v2) from clients in --trusted-proxy networks and use the address it carries' },
   { flags: '--trusted-proxy <CIDR>', configKey: 'trusted-proxies', scope: 'frontend', repeatable: true,
     description: 'a balancer network whose PROXY headers are believed (others sending one are refused); repeatable' },
+  { flags: '--frontend-max-conns <N>', configKey: 'frontend-max-conns', scope: 'frontend', repeatable: false,
+    description: 'open clients this frontend serves at once; more are closed at accept, before a byte is read', defaultText: 'no limit' },
+  { flags: '--queue-size <N>', configKey: 'queue-size', scope: 'frontend', repeatable: false,
+    description: 'clients of one pool that may wait while the backends they may use are at their max-conns; more are refused (0: none wait)',
+    defaultText: '128' },
+  { flags: '--queue-timeout <DURATION>', configKey: 'queue-timeout', scope: 'frontend', repeatable: false,
+    description: 'how long a client waits in that queue before it is refused', defaultText: '5s' },
   { flags: '--name <NAME>', configKey: 'name', scope: 'frontend', repeatable: false,
     description: 'frontend name used in logs', defaultText: 'default' },
+  { flags: '--max-conns <N>', configKey: 'max-conns', scope: 'global', repeatable: false,
+    description: 'open clients of all frontends at once; more are closed at accept, before a byte is read', defaultText: 'no limit' },
   { flags: '--grace <DURATION>', configKey: 'grace', scope: 'global', repeatable: false,
     description: 'on SIGTERM/SIGINT, how long open connections may finish before they are closed', defaultText: '30s' },
   { flags: '--state-file <FILE>', configKey: 'state-file', scope: 'global', repeatable: false,

@@ -35,7 +35,7 @@ import {
 } from './flags.js';
 import { BACKEND_TLS_MODES, CLIENT_TLS_MODES, FRONTEND_PROTOCOLS, LOGIN_DOMAIN_MODES, PROXY_PROTOCOL_VERSIONS } from '../config/types.js';
 import type { FrontendProtocol, MailConfig, ProxyProtocolVersion } from '../config/types.js';
-import { MAX_RETRIES } from '../config/defaults.js';
+import { MAX_CONNS_LIMIT, MAX_QUEUE_SIZE, MAX_RETRIES } from '../config/defaults.js';
 
 interface RunOptions {
   listen?: ReturnType<typeof parseListen>[];
@@ -69,7 +69,11 @@ interface RunOptions {
   proxyProtocol?: ProxyProtocolVersion;
   acceptProxyProtocol?: boolean;
   trustedProxy?: string[];
+  frontendMaxConns?: number;
+  queueSize?: number;
+  queueTimeout?: number;
   name?: string;
+  maxConns?: number;
   grace?: number;
   stateFile?: string;
   stateInterval?: number;
@@ -108,7 +112,11 @@ const PARSERS: Readonly<Record<string, (v: string) => unknown>> = {
   '--deny': parseCidr,
   '--proxy-protocol': parseChoice(PROXY_PROTOCOL_VERSIONS),
   '--trusted-proxy': parseCidr,
+  '--frontend-max-conns': parseCount(1, MAX_CONNS_LIMIT),
+  '--queue-size': parseCount(0, MAX_QUEUE_SIZE),
+  '--queue-timeout': parseDuration,
   '--name': parseName,
+  '--max-conns': parseCount(1, MAX_CONNS_LIMIT),
   '--grace': parseDuration,
   '--state-file': (v) => v,
   '--state-interval': parseDuration,
@@ -138,7 +146,7 @@ function addRunOptions(cmd: Command): Command {
 }
 
 const FLAG_FOR_FIELD: Readonly<Record<string, string>> = { listen: '--listen', backends: '--backend', affinity: '--affinity', name: '--name', 'trusted-proxies': '--trusted-proxy' };
-const FLAG_FIELD_NAMES = new Set(['affinity-timeout', 'connect-timeout', 'idle-timeout', 'affinity-max-entries', 'retries', 'hold-down', 'peek-timeout', 'insert-cookie', 'key-module', 'protocol', 'tls', 'require-tls', 'backend-tls', 'user-map', 'user-lookup', 'login-timeout', 'routes', 'proxy-protocol', 'accept-proxy-protocol']);
+const FLAG_FIELD_NAMES = new Set(['affinity-timeout', 'connect-timeout', 'idle-timeout', 'affinity-max-entries', 'retries', 'hold-down', 'peek-timeout', 'insert-cookie', 'key-module', 'protocol', 'tls', 'require-tls', 'backend-tls', 'user-map', 'user-lookup', 'login-timeout', 'routes', 'proxy-protocol', 'accept-proxy-protocol', 'frontend-max-conns', 'queue-size', 'queue-timeout']);
 
 /** Top-level config keys that are flags of the same name. */
 const GLOBAL_FLAG_NAMES = new Set(['grace', 'log-level', 'state-file', 'state-interval', 'admin', 'admin-token-file']);
@@ -188,7 +196,16 @@ function configFromFlags(o: RunOptions): Config {
   if (o.proxyProtocol !== undefined) d.proxyProtocol = o.proxyProtocol;
   if (o.acceptProxyProtocol !== undefined) d.acceptProxyProtocol = o.acceptProxyProtocol;
   if (o.trustedProxy !== undefined) d.trustedProxies = o.trustedProxy;
-  return { logLevel: o.logLevel ?? 'info', graceMs: o.grace ?? GRACE_MS, ...stateOptions(o, {}), frontends: [frontendWithDefaults(d)] };
+  if (o.frontendMaxConns !== undefined) d.maxConns = o.frontendMaxConns;
+  if (o.queueSize !== undefined) d.queueSize = o.queueSize;
+  if (o.queueTimeout !== undefined) d.queueTimeoutMs = o.queueTimeout;
+  return {
+    logLevel: o.logLevel ?? 'info',
+    graceMs: o.grace ?? GRACE_MS,
+    ...(o.maxConns === undefined ? {} : { maxConns: o.maxConns }),
+    ...stateOptions(o, {}),
+    frontends: [frontendWithDefaults(d)],
+  };
 }
 
 /** `--state-file` and `--state-interval`, each over the config file's value when given. */
@@ -213,7 +230,7 @@ const FRONTEND_OPTION_KEYS = [
   'listen', 'backend', 'affinity', 'balance', 'affinityTimeout', 'affinityMaxEntries', 'connectTimeout', 'idleTimeout', 'retries', 'holdDown', 'peekTimeout', 'insertCookie', 'keyModule', 'name',
   'protocol', 'tls', 'tlsCert', 'tlsKey', 'requireTls', 'backendTls', 'backendCa', 'backendInsecure', 'userMap', 'userLookup',
   'userCacheTtl', 'loginTimeout', 'loginDomain', 'allow', 'deny',
-  'proxyProtocol', 'acceptProxyProtocol', 'trustedProxy',
+  'proxyProtocol', 'acceptProxyProtocol', 'trustedProxy', 'frontendMaxConns', 'queueSize', 'queueTimeout',
 ] as const;
 
 /** Exit status for each error code: usage and config problems 2, start failures 1. */
@@ -241,6 +258,7 @@ async function resolveConfig(o: RunOptions): Promise<Config> {
     }
     ({ config, issues } = await loadConfigFile(o.config));
     config = { ...config, logLevel: o.logLevel ?? config.logLevel, graceMs: o.grace ?? config.graceMs, ...stateOptions(o, config) };
+    if (o.maxConns !== undefined) config = { ...config, maxConns: o.maxConns };
   } else {
     fromFlags = true;
     config = configFromFlags(o);

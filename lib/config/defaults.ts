@@ -59,3 +59,21 @@ export const LOGIN_TIMEOUT_MS = 60_000;
 
 /** How long a user-directory answer (found or not found) is reused. */
 export const USER_CACHE_TTL_MS = 60_000;
+
+/** Upper bound of `--max-conns`, `--frontend-max-conns` and a backend's `max-conns`: each
+ *  client holds two file descriptors (client and backend), and 10 million is far beyond what
+ *  one process's descriptor limit allows; larger numbers are typing mistakes. */
+export const MAX_CONNS_LIMIT = 10_000_000;
+
+/** Clients of one pool that may wait for a backend below its max-conns. Each holds a socket and
+ *  at most a prelude (16 KiB), so 128 waiters cost ~2 MB; beyond that, waiting longer helps no
+ *  one and a quick refusal lets the client retry elsewhere. HAProxy leaves its queue unbounded
+ *  (maxqueue 0), which lets a burst grow memory without limit. */
+export const QUEUE_SIZE = 128;
+
+/** Upper bound of `--queue-size`. */
+export const MAX_QUEUE_SIZE = 100_000;
+
+/** How long a client waits in the queue: HAProxy's `timeout queue` falls back to `timeout
+ *  connect`, commonly 5s; a backend at its limit that frees no slot within 5s is saturated. */
+export const QUEUE_TIMEOUT_MS = 5_000;

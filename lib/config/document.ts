@@ -62,6 +62,9 @@ export interface FrontendDraft {
   proxyProtocol?: ProxyProtocolVersion;
   acceptProxyProtocol?: boolean;
   trustedProxies?: string[];
+  maxConns?: number;
+  queueSize?: number;
+  queueTimeoutMs?: number;
 }
 
 /** Fills the mail defaults. */
@@ -108,6 +111,9 @@ export function frontendWithDefaults(d: FrontendDraft): FrontendConfig {
     ...(d.proxyProtocol === undefined ? {} : { proxyProtocol: d.proxyProtocol }),
     acceptProxyProtocol: d.acceptProxyProtocol ?? false,
     trustedProxies: d.trustedProxies ?? [],
+    ...(d.maxConns === undefined ? {} : { maxConns: d.maxConns }),
+    queueSize: d.queueSize ?? D.QUEUE_SIZE,
+    queueTimeoutMs: d.queueTimeoutMs ?? D.QUEUE_TIMEOUT_MS,
   };
 }
 
@@ -116,12 +122,12 @@ const FRONTEND_KEYS = [
   'connect-timeout', 'idle-timeout', 'retries', 'hold-down', 'peek-timeout', 'insert-cookie', 'key-module',
   'pools', 'routes', 'protocol', 'tls', 'tls-cert', 'tls-key', 'require-tls', 'backend-tls', 'backend-ca',
   'backend-insecure', 'user-map', 'user-lookup', 'user-cache-ttl', 'login-timeout', 'login-domain', 'allow', 'deny',
-  'proxy-protocol', 'accept-proxy-protocol', 'trusted-proxies',
+  'proxy-protocol', 'accept-proxy-protocol', 'trusted-proxies', 'frontend-max-conns', 'queue-size', 'queue-timeout',
 ] as const;
 const POOL_KEYS = ['backends', 'balance'] as const;
 const ROUTE_KEYS = ['pool', 'protocol', 'sni', 'alpn', 'http-host'] as const;
-const TOP_KEYS = ['frontends', 'log-level', 'grace', 'admin', 'admin-token-file', 'state-file', 'state-interval'] as const;
-const BACKEND_KEYS = ['name', 'host', 'port', 'weight', 'backup'] as const;
+const TOP_KEYS = ['frontends', 'log-level', 'grace', 'max-conns', 'admin', 'admin-token-file', 'state-file', 'state-interval'] as const;
+const BACKEND_KEYS = ['name', 'host', 'port', 'weight', 'max-conns', 'backup'] as const;
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -170,7 +176,7 @@ function backendFromObject(o: Record<string, unknown>, at: string, issues: Confi
     return undefined;
   }
   let text = host.includes(':') ? `[${host}]` : host;
-  for (const field of ['port', 'weight'] as const) {
+  for (const field of ['port', 'weight', 'max-conns'] as const) {
     const v = o[field];
     if (v !== undefined && typeof v !== 'number' && typeof v !== 'string') {
       issues.push({ path: `${at}.${field}`, message: `expected a number, got ${describe(v)}` });
@@ -180,9 +186,17 @@ function backendFromObject(o: Record<string, unknown>, at: string, issues: Confi
   // Checked field by field so an issue names the field (`backends[0].weight`), not the backend.
   const port = o['port'] === undefined ? undefined : scalar(o['port'], `${at}.port`, parseCount(1, 65_535), issues);
   const weight = o['weight'] === undefined ? undefined : scalar(o['weight'], `${at}.weight`, parseCount(1, D.MAX_WEIGHT), issues);
-  if ((o['port'] !== undefined && port === undefined) || (o['weight'] !== undefined && weight === undefined)) return undefined;
+  const maxConns = o['max-conns'] === undefined ? undefined : scalar(o['max-conns'], `${at}.max-conns`, parseCount(1, D.MAX_CONNS_LIMIT), issues);
+  if (
+    (o['port'] !== undefined && port === undefined) ||
+    (o['weight'] !== undefined && weight === undefined) ||
+    (o['max-conns'] !== undefined && maxConns === undefined)
+  ) {
+    return undefined;
+  }
   if (port !== undefined) text += `:${String(port)}`;
   if (weight !== undefined) text += `,weight=${String(weight)}`;
+  if (maxConns !== undefined) text += `,max-conns=${String(maxConns)}`;
   if (o['backup'] === true) text += ',backup';
   else if (o['backup'] !== undefined && o['backup'] !== false) {
     issues.push({ path: `${at}.backup`, message: `expected true or false, got ${describe(o['backup'])}` });
@@ -355,13 +369,18 @@ function frontendFromObject(o: Record<string, unknown>, at: string, issues: Conf
     });
     d[field] = list;
   }
+  if (o['frontend-max-conns'] !== undefined) {
+    set('maxConns', scalar(o['frontend-max-conns'], `${at}.frontend-max-conns`, parseCount(1, D.MAX_CONNS_LIMIT), issues));
+  }
+  if (o['queue-size'] !== undefined) set('queueSize', scalar(o['queue-size'], `${at}.queue-size`, parseCount(0, D.MAX_QUEUE_SIZE), issues));
+  set('queueTimeoutMs', dur('queue-timeout'));
   return frontendWithDefaults(d);
 }
 
 /**
  * Converts a parsed document into a Config. Accepts a mapping with `frontends` (a list of
- * frontend mappings) and optional `log-level`, `grace`, `state-file` and `state-interval`.
- * Never throws; returns every issue.
+ * frontend mappings) and optional `log-level`, `grace`, `max-conns`, `admin`, `admin-token-file`,
+ * `state-file` and `state-interval`. Never throws; returns every issue.
  */
 export function configFromDocument(doc: unknown): { config: Config; issues: ConfigIssue[] } {
   const issues: ConfigIssue[] = [];
@@ -393,6 +412,7 @@ export function configFromDocument(doc: unknown): { config: Config; issues: Conf
   else if (stateFile !== undefined) issues.push({ path: 'state-file', message: `expected a file path, got ${describe(stateFile)}` });
   const every = doc['state-interval'] === undefined ? undefined : scalar(doc['state-interval'], 'state-interval', parseDuration, issues);
   if (every !== undefined) state.stateIntervalMs = every;
+  const maxConns = doc['max-conns'] === undefined ? undefined : scalar(doc['max-conns'], 'max-conns', parseCount(1, D.MAX_CONNS_LIMIT), issues);
   const fes = doc['frontends'];
   if (!Array.isArray(fes)) {
     issues.push({ path: 'frontends', message: `expected a list of frontends, got ${describe(fes)}` });
@@ -407,5 +427,5 @@ export function configFromDocument(doc: unknown): { config: Config; issues: Conf
       frontends.push(fe['name'] === undefined && fes.length > 1 ? { ...built, name: `frontend${String(i)}` } : built);
     });
   }
-  return { config: { logLevel, graceMs, ...(admin ? { admin } : {}), ...state, frontends }, issues };
+  return { config: { logLevel, graceMs, ...(maxConns === undefined ? {} : { maxConns }), ...(admin ? { admin } : {}), ...state, frontends }, issues };
 }

@@ -95,6 +95,8 @@ export interface BackendSpec {
   readonly port: number | undefined;
   readonly weight: number;
   readonly backup: boolean;
+  /** `,max-conns=N`: connections (dialing or spliced) this backend takes at once; absent: no limit. */
+  readonly maxConns?: number;
 }
 
 /** One frontend: listeners, pool, chain, balance and its limits. */
@@ -130,6 +132,12 @@ export interface FrontendConfig {
   readonly acceptProxyProtocol: boolean;
   /** `--trusted-proxy` CIDRs: the balancers whose PROXY headers are believed. */
   readonly trustedProxies: readonly string[];
+  /** `--frontend-max-conns`: open clients of this frontend at once; absent: no limit. */
+  readonly maxConns?: number;
+  /** `--queue-size`: clients of one pool that may wait for a backend below its max-conns. */
+  readonly queueSize: number;
+  /** `--queue-timeout`: how long such a client waits before it is refused. */
+  readonly queueTimeoutMs: number;
 }
 
 /** `--admin`: where the admin API listens, and the token file guarding it. */
@@ -148,5 +156,7 @@ export interface Config {
   readonly stateFile?: string;
   /** `--state-interval`: how often the tables are also saved while running (0: only on stop). */
   readonly stateIntervalMs?: number;
+  /** `--max-conns`: open clients of all frontends at once; absent: no limit. */
+  readonly maxConns?: number;
   readonly frontends: readonly FrontendConfig[];
 }

@@ -98,6 +98,7 @@ function checkFrontend(fe: FrontendConfig, at: string, issues: ConfigIssue[]): v
     ['affinity-timeout', fe.affinityTimeoutMs],
     ['connect-timeout', fe.connectTimeoutMs],
     ['idle-timeout', fe.idleTimeoutMs],
+    ['queue-timeout', fe.queueTimeoutMs],
   ];
   for (const [field, ms] of positive) {
     if (ms < 1) issues.push({ path: `${at}.${field}`, message: 'must be at least 1ms' });

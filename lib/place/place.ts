@@ -1,6 +1,8 @@
 // Stage 4, pure (time is passed in). Place a client by walking the chain's lookups in order:
 // a route naming a backend, then an affinity-table hit whose backend may still take clients,
 // then (for a plain key) the balance policy, pinning the key. No decisive lookup: un-keyed.
+// Backends at their max-conns are skipped by the balance policy; a client bound to one (by a
+// route or a table hit), or with every candidate full, is told to wait ('full').
 import type { AffinityTable } from './affinity-table.js';
 import type { Balancer } from './balance.js';
 import type { Backend, Pool } from './pool.js';
@@ -39,32 +41,41 @@ export interface Placement {
 }
 
 /**
- * Returns where the client goes, or undefined when no backend can take it. An entry pointing at
- * a backend that is down, removed, excluded, or a backup while a primary is up is re-placed;
- * entries on healthy backends are never touched, so only such keys move.
+ * Returns where the client goes; 'full' when it must wait for a slot (the backend its route or
+ * table entry names is at its max-conns, or every candidate is); undefined when no backend can
+ * take it. An entry pointing at a backend that is down, removed, excluded, or a backup while a
+ * primary is up is re-placed; entries on healthy backends are never touched, so only such keys
+ * move — a full backend is healthy, so its keys wait rather than move.
  */
-export function place(req: PlaceRequest): Placement | undefined {
+export function place(req: PlaceRequest): Placement | 'full' | undefined {
   const candidates = req.pool.candidates(req.nowMs, req.exclude);
   if (candidates.length === 0) return undefined;
   const usable = (name: string): Backend | undefined => candidates.find((b) => b.name === name);
+  const bound = (b: Backend, p: Placement): Placement | 'full' => (req.pool.hasRoom(b) ? p : 'full');
+  // Only backends with room are offered to the balancer, so a new key is pinned where it can
+  // be served now (for hash: its next-best backend), and roundrobin's turn is not spent on a
+  // client that waits.
+  const roomy = candidates.filter((b) => req.pool.hasRoom(b));
   if (req.named !== undefined) {
     const b = usable(req.named);
-    if (b) return { backend: b, via: 'route' };
+    if (b) return bound(b, { backend: b, via: 'route' });
   }
   for (const lookup of req.lookups) {
     if (lookup.route !== undefined) {
       const b = usable(lookup.route);
-      if (b) return { backend: b, via: 'route', lookup };
+      if (b) return bound(b, { backend: b, via: 'route', lookup });
     }
     const pinned = req.table.get(lookup.tableKey, req.nowMs);
     const hit = pinned === undefined ? undefined : usable(pinned);
-    if (hit) return { backend: hit, via: 'table', lookup };
+    if (hit) return bound(hit, { backend: hit, via: 'table', lookup });
     if (lookup.learned) continue;
-    const backend = req.balancer.pick(candidates, lookup.tableKey);
+    if (roomy.length === 0) return 'full';
+    const backend = req.balancer.pick(roomy, lookup.tableKey);
     if (backend === undefined) return undefined;
     req.table.set(lookup.tableKey, backend.name, req.nowMs);
     return pinned === undefined ? { backend, via: 'balance', lookup } : { backend, via: 'balance', lookup, moved: pinned };
   }
-  const backend = req.balancer.pick(candidates, undefined);
+  if (roomy.length === 0) return 'full';
+  const backend = req.balancer.pick(roomy, undefined);
   return backend === undefined ? undefined : { backend, via: 'balance' };
 }

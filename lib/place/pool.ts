@@ -10,7 +10,7 @@ export interface Backend {
   spec: BackendSpec;
   readonly name: string;
   weight: number;
-  /** Open spliced or dialing connections. */
+  /** Open spliced or dialing connections (compared with `spec.maxConns` by `hasRoom`). */
   active: number;
   /** Connections ever placed here. */
   total: number;
@@ -73,6 +73,15 @@ export class Pool {
     // for this client (already tried) does not open the backups to everyone.
     const anyPrimaryUp = this.backends.some((b) => !b.spec.backup && this.isUp(b, nowMs));
     return anyPrimaryUp ? [] : up.filter((b) => b.spec.backup);
+  }
+
+  /**
+   * True unless `b` already has its `max-conns` connections (dialing or spliced). A full backend
+   * stays a candidate: it is up, keeps its keys, and frees a slot soon; place() sends new keys
+   * and un-keyed clients elsewhere, and clients bound to it wait (place/queue.ts).
+   */
+  hasRoom(b: Backend): boolean {
+    return b.spec.maxConns === undefined || b.active < b.spec.maxConns;
   }
 
   /** Holds `b` down until `nowMs + holdDownMs`. Returns true on an up → down transition. */

@@ -3,9 +3,9 @@ import { configFromDocument, frontendWithDefaults, mailWithDefaults } from '../.
 import * as D from '../../lib/config/defaults.js';
 import type { FrontendConfig } from '../../lib/config/types.js';
 
-const BACKEND_SYNTAX = '[NAME=]HOST[:PORT][,weight=N][,backup]';
+const BACKEND_SYNTAX = '[NAME=]HOST[:PORT][,weight=N][,max-conns=N][,backup]';
 const FRONTEND_FIELDS =
-  'name, listen, backends, affinity, balance, affinity-timeout, affinity-max-entries, connect-timeout, idle-timeout, retries, hold-down, peek-timeout, insert-cookie, key-module, pools, routes, protocol, tls, tls-cert, tls-key, require-tls, backend-tls, backend-ca, backend-insecure, user-map, user-lookup, user-cache-ttl, login-timeout, login-domain, allow, deny, proxy-protocol, accept-proxy-protocol, trusted-proxies';
+  'name, listen, backends, affinity, balance, affinity-timeout, affinity-max-entries, connect-timeout, idle-timeout, retries, hold-down, peek-timeout, insert-cookie, key-module, pools, routes, protocol, tls, tls-cert, tls-key, require-tls, backend-tls, backend-ca, backend-insecure, user-map, user-lookup, user-cache-ttl, login-timeout, login-domain, allow, deny, proxy-protocol, accept-proxy-protocol, trusted-proxies, frontend-max-conns, queue-size, queue-timeout';
 
 /** The issues of `doc`, as `path: message` lines. */
 const issuesOf = (doc: unknown): string[] => configFromDocument(doc).issues.map((i) => `${i.path}: ${i.message}`);
@@ -30,6 +30,8 @@ const DEFAULTS = {
   deny: [],
   acceptProxyProtocol: false,
   trustedProxies: [],
+  queueSize: D.QUEUE_SIZE,
+  queueTimeoutMs: D.QUEUE_TIMEOUT_MS,
 } as const;
 
 t.test('a full document with two frontends builds the Config, defaults filled in', (t) => {
@@ -91,6 +93,8 @@ t.test('a full document with two frontends builds the Config, defaults filled in
         deny: [],
         acceptProxyProtocol: false,
         trustedProxies: [],
+        queueSize: D.QUEUE_SIZE,
+        queueTimeoutMs: D.QUEUE_TIMEOUT_MS,
       },
       {
         ...DEFAULTS,
@@ -152,9 +156,9 @@ t.test('unknown fields are named by path at every level', (t) => {
       frontends: [{ listen: '127.0.0.1:1', backends: [{ host: 'h', colour: 'blue' }], colour: 'green' }],
     }),
     [
-      'colour: unknown field; expected one of frontends, log-level, grace, admin, admin-token-file, state-file, state-interval',
+      'colour: unknown field; expected one of frontends, log-level, grace, max-conns, admin, admin-token-file, state-file, state-interval',
       `frontends[0].colour: unknown field; expected one of ${FRONTEND_FIELDS}`,
-      'frontends[0].backends[0].colour: unknown field; expected one of name, host, port, weight, backup',
+      'frontends[0].backends[0].colour: unknown field; expected one of name, host, port, weight, max-conns, backup',
     ],
   );
   t.end();

@@ -16,8 +16,11 @@ function setup() {
   const pool = new Pool(SPECS);
   const table = new AffinityTable(60_000, 1_000);
   const balancer = createBalancer('hash', seededRng(7));
-  const at = (lookups: readonly PlaceLookup[], named?: string): Placement | undefined =>
-    place({ table, pool, balancer, lookups, nowMs: clock.now(), exclude: new Set(), ...(named === undefined ? {} : { named }) });
+  const at = (lookups: readonly PlaceLookup[], named?: string): Placement | undefined => {
+    const p = place({ table, pool, balancer, lookups, nowMs: clock.now(), exclude: new Set(), ...(named === undefined ? {} : { named }) });
+    if (p === 'full') throw new Error('no backend has max-conns here, so none is ever full');
+    return p;
+  };
   const down = (name: string): void => {
     pool.markDown(pool.get(name)!, clock.now(), HOLD_DOWN_MS);
   };

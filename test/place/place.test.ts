@@ -23,8 +23,8 @@ function setup(specs: readonly BackendSpec[]) {
   const pool = new Pool(specs);
   const table = new AffinityTable(60_000, 100_000);
   const balancer = createBalancer('hash', seededRng(1));
-  const at = (key: string | undefined, exclude: ReadonlySet<string> = NONE): Placement | undefined =>
-    place({
+  const at = (key: string | undefined, exclude: ReadonlySet<string> = NONE): Placement | undefined => {
+    const p = place({
       table,
       pool,
       balancer,
@@ -32,6 +32,9 @@ function setup(specs: readonly BackendSpec[]) {
       nowMs: clock.now(),
       exclude,
     });
+    if (p === 'full') throw new Error('no backend has max-conns here, so none is ever full');
+    return p;
+  };
   const backend = (name: string): Backend => pool.get(name)!;
   return { clock, pool, table, at, backend };
 }

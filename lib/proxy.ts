@@ -30,6 +30,7 @@ import { AffinityTable } from './place/affinity-table.js';
 import { createBalancer, type Balancer } from './place/balance.js';
 import { place, type Placement } from './place/place.js';
 import { Pool, type Backend } from './place/pool.js';
+import { startHealthChecks } from './health/monitor.js';
 
 /** Time for a backend's greeting, STARTTLS and login answer, on top of the connect timeout. */
 const BACKEND_LOGIN_EXTRA_MS = 10_000;
@@ -132,6 +133,8 @@ export interface Frontend {
   readonly mail?: MailRuntime;
   /** Stops the tls-ticket key discovery timer, if running. */
   readonly stopProbes?: () => void;
+  /** Stops the active health checks (--health-check), if running. */
+  readonly stopHealth?: () => void;
   /** Open connections: client socket → a way to cut it. */
   readonly open: Map<net.Socket, () => void>;
   /** `--allow`/`--deny`; for trusted balancers, checked on the address their header carries. */
@@ -220,7 +223,7 @@ async function connectWithFailover(
       if (r.ok) {
         b.total++;
         if (pool.markUp(b)) {
-          log.info({ event: EVENTS.backendUp, frontend: config.name, pool: pr.name, backend: b.name }, 'backend up');
+          log.info({ event: EVENTS.backendUp, frontend: config.name, pool: pr.name, backend: b.name, reason: 'connect' }, 'backend up');
           flushSoon(log);
         }
         const lookup = lookups.find((l) => l.tableKey === p.lookup?.tableKey);
@@ -237,7 +240,7 @@ async function connectWithFailover(
         'backend connect failed',
       );
       if (pool.markDown(b, deps.clock.now(), config.holdDownMs)) {
-        log.warn({ event: EVENTS.backendDown, frontend: config.name, pool: pr.name, backend: b.name, code: r.code, holdDownMs: config.holdDownMs }, 'backend down');
+        log.warn({ event: EVENTS.backendDown, frontend: config.name, pool: pr.name, backend: b.name, reason: 'connect', code: r.code, holdDownMs: config.holdDownMs }, 'backend down');
       }
       // Health events are rare and operators act on them: write them out now, not batched.
       flushSoon(log);
@@ -496,9 +499,10 @@ function startTicketProbes(config: FrontendConfig, pools: ReadonlyMap<string, Po
 }
 
 function poolRuntime(name: string, backends: FrontendConfig['backends'], balance: FrontendConfig['balance'], config: FrontendConfig, deps: Deps): PoolRuntime {
+  const h = config.health;
   return {
     name,
-    pool: new Pool(backends),
+    pool: new Pool(backends, { nowMs: deps.clock.now(), ...(h.check === 'none' ? {} : { checks: { rise: h.rise, fall: h.fall } }) }),
     table: new AffinityTable(config.affinityTimeoutMs, config.affinityMaxEntries),
     balancer: createBalancer(balance, deps.rng),
     backendNames: new Set(backends.map((b) => b.name)),
@@ -548,6 +552,7 @@ async function startFrontend(config: FrontendConfig, deps: Deps): Promise<Fronte
     },
   );
   const probes = config.affinity.some((st) => st.kind === 'tls-ticket') ? startTicketProbes(config, pools, deps) : undefined;
+  const stopHealth = config.health.check === 'none' ? undefined : startHealthChecks(config, pools.values(), deps);
   const fe: Frontend = {
     config,
     listeners,
@@ -556,6 +561,7 @@ async function startFrontend(config: FrontendConfig, deps: Deps): Promise<Fronte
     ...(keyFunction === undefined ? {} : { keyFunction }),
     ...(mail === undefined ? {} : { mail }),
     ...(probes === undefined ? {} : { stopProbes: probes }),
+    ...(stopHealth === undefined ? {} : { stopHealth }),
     open,
     acl,
     ...(trusted === undefined ? {} : { trusted }),
@@ -577,13 +583,20 @@ export async function startTether(config: Config, deps: Deps): Promise<Tether> {
   try {
     for (const fc of config.frontends) frontends.push(await startFrontend(fc, deps));
   } catch (e) {
+    for (const f of frontends) {
+      f.stopProbes?.();
+      f.stopHealth?.();
+    }
     await Promise.all(frontends.map((f) => closeListeners(f.listeners)));
     throw e;
   }
   return {
     frontends,
     async stop(graceMs: number): Promise<void> {
-      for (const f of frontends) f.stopProbes?.();
+      for (const f of frontends) {
+        f.stopProbes?.();
+        f.stopHealth?.();
+      }
       await Promise.all(frontends.map((f) => closeListeners(f.listeners)));
       const openCount = (): number => frontends.reduce((n, f) => n + f.open.size, 0);
       deps.logger.info({ event: EVENTS.stopBegin, open: openCount(), graceMs }, 'stopping: listeners closed');

@@ -26,10 +26,12 @@ import {
   parseChoice,
   parseCidr,
   parseLookupUrl,
+  parseExpect,
+  parseSendString,
 } from './flags.js';
-import { BACKEND_TLS_MODES, CLIENT_TLS_MODES, FRONTEND_PROTOCOLS, LOGIN_DOMAIN_MODES, PROXY_PROTOCOL_VERSIONS } from '../config/types.js';
-import type { FrontendProtocol, MailConfig, ProxyProtocolVersion } from '../config/types.js';
-import { MAX_RETRIES } from '../config/defaults.js';
+import { BACKEND_TLS_MODES, CLIENT_TLS_MODES, FRONTEND_PROTOCOLS, HEALTH_CHECK_KINDS, LOGIN_DOMAIN_MODES, PROXY_PROTOCOL_VERSIONS } from '../config/types.js';
+import type { FrontendProtocol, HealthConfig, MailConfig, ProxyProtocolVersion } from '../config/types.js';
+import { MAX_HEALTH_COUNT, MAX_RETRIES } from '../config/defaults.js';
 
 interface RunOptions {
   listen?: ReturnType<typeof parseListen>[];
@@ -63,6 +65,13 @@ interface RunOptions {
   proxyProtocol?: ProxyProtocolVersion;
   acceptProxyProtocol?: boolean;
   trustedProxy?: string[];
+  healthCheck?: HealthConfig['check'];
+  healthExpect?: string;
+  healthSend?: string;
+  healthInterval?: number;
+  healthTimeout?: number;
+  healthRise?: number;
+  healthFall?: number;
   name?: string;
   grace?: number;
   logLevel?: LogLevel;
@@ -98,6 +107,13 @@ const PARSERS: Readonly<Record<string, (v: string) => unknown>> = {
   '--deny': parseCidr,
   '--proxy-protocol': parseChoice(PROXY_PROTOCOL_VERSIONS),
   '--trusted-proxy': parseCidr,
+  '--health-check': parseChoice(HEALTH_CHECK_KINDS),
+  '--health-expect': parseExpect,
+  '--health-send': parseSendString,
+  '--health-interval': parseDuration,
+  '--health-timeout': parseDuration,
+  '--health-rise': parseCount(1, MAX_HEALTH_COUNT),
+  '--health-fall': parseCount(1, MAX_HEALTH_COUNT),
   '--name': parseName,
   '--grace': parseDuration,
   '--log-level': parseLogLevel,
@@ -124,7 +140,7 @@ function addRunOptions(cmd: Command): Command {
 }
 
 const FLAG_FOR_FIELD: Readonly<Record<string, string>> = { listen: '--listen', backends: '--backend', affinity: '--affinity', name: '--name', 'trusted-proxies': '--trusted-proxy' };
-const FLAG_FIELD_NAMES = new Set(['affinity-timeout', 'connect-timeout', 'idle-timeout', 'affinity-max-entries', 'retries', 'hold-down', 'peek-timeout', 'insert-cookie', 'key-module', 'protocol', 'tls', 'require-tls', 'backend-tls', 'user-map', 'user-lookup', 'login-timeout', 'routes', 'proxy-protocol', 'accept-proxy-protocol']);
+const FLAG_FIELD_NAMES = new Set(['affinity-timeout', 'connect-timeout', 'idle-timeout', 'affinity-max-entries', 'retries', 'hold-down', 'peek-timeout', 'insert-cookie', 'key-module', 'protocol', 'tls', 'require-tls', 'backend-tls', 'user-map', 'user-lookup', 'login-timeout', 'routes', 'proxy-protocol', 'accept-proxy-protocol', 'health-check', 'health-expect', 'health-send', 'health-interval', 'health-timeout', 'health-rise', 'health-fall']);
 
 /** Renames `frontends[0].backends[1]` to `--backend #2` for configs built from flags. */
 function flagPath(path: string): string {
@@ -170,6 +186,15 @@ function configFromFlags(o: RunOptions): Config {
   if (o.proxyProtocol !== undefined) d.proxyProtocol = o.proxyProtocol;
   if (o.acceptProxyProtocol !== undefined) d.acceptProxyProtocol = o.acceptProxyProtocol;
   if (o.trustedProxy !== undefined) d.trustedProxies = o.trustedProxy;
+  const health: { -readonly [K in keyof HealthConfig]?: HealthConfig[K] } = {};
+  if (o.healthCheck !== undefined) health.check = o.healthCheck;
+  if (o.healthExpect !== undefined) health.expect = o.healthExpect;
+  if (o.healthSend !== undefined) health.send = o.healthSend;
+  if (o.healthInterval !== undefined) health.intervalMs = o.healthInterval;
+  if (o.healthTimeout !== undefined) health.timeoutMs = o.healthTimeout;
+  if (o.healthRise !== undefined) health.rise = o.healthRise;
+  if (o.healthFall !== undefined) health.fall = o.healthFall;
+  d.health = health;
   return { logLevel: o.logLevel ?? 'info', graceMs: o.grace ?? GRACE_MS, frontends: [frontendWithDefaults(d)] };
 }
 
@@ -178,6 +203,7 @@ const FRONTEND_OPTION_KEYS = [
   'protocol', 'tls', 'tlsCert', 'tlsKey', 'requireTls', 'backendTls', 'backendCa', 'backendInsecure', 'userMap', 'userLookup',
   'userCacheTtl', 'loginTimeout', 'loginDomain', 'allow', 'deny',
   'proxyProtocol', 'acceptProxyProtocol', 'trustedProxy',
+  'healthCheck', 'healthExpect', 'healthSend', 'healthInterval', 'healthTimeout', 'healthRise', 'healthFall',
 ] as const;
 
 /** Exit status for each error code: usage and config problems 2, start failures 1. */

@@ -1,6 +1,7 @@
 // Stage 4, pure (time is passed in). Place a client by walking the chain's lookups in order:
 // a route naming a backend, then an affinity-table hit whose backend may still take clients,
 // then (for a plain key) the balance policy, pinning the key. No decisive lookup: un-keyed.
+// Routes and table hits may land on a draining backend (its clients stay); balance never does.
 import type { AffinityTable } from './affinity-table.js';
 import type { Balancer } from './balance.js';
 import type { Backend, Pool } from './pool.js';
@@ -39,13 +40,18 @@ export interface Placement {
 
 /**
  * Returns where the client goes, or undefined when no backend can take it. An entry pointing at
- * a backend that is down, removed, excluded, or a backup while a primary is up is re-placed;
- * entries on healthy backends are never touched, so only such keys move.
+ * a backend that is down, in maint, past its drain deadline, removed, excluded, or a backup
+ * while a primary is up is re-placed; entries on healthy backends (draining ones included) are
+ * never touched, so only such keys move. New keys and un-keyed clients go to candidates only.
  */
 export function place(req: PlaceRequest): Placement | undefined {
-  const candidates = req.pool.candidates(req.nowMs, req.exclude);
-  if (candidates.length === 0) return undefined;
-  const usable = (name: string): Backend | undefined => candidates.find((b) => b.name === name);
+  const { pool, nowMs, exclude } = req;
+  const candidates = pool.candidates(nowMs, exclude);
+  const usable = (name: string): Backend | undefined => {
+    const b = pool.get(name);
+    return b && pool.takesPinned(b, nowMs, exclude) ? b : undefined;
+  };
+  if (candidates.length === 0 && !pool.backends.some((b) => pool.takesPinned(b, nowMs, exclude))) return undefined;
   if (req.named !== undefined) {
     const b = usable(req.named);
     if (b) return { backend: b, via: 'route' };
@@ -59,11 +65,13 @@ export function place(req: PlaceRequest): Placement | undefined {
     const hit = pinned === undefined ? undefined : usable(pinned);
     if (hit) return { backend: hit, via: 'table', lookup };
     if (lookup.learned) continue;
+    // Only draining backends left: they keep their own clients, and this one is not theirs.
+    if (candidates.length === 0) return undefined;
     const backend = req.balancer.pick(candidates, lookup.tableKey);
     if (backend === undefined) return undefined;
     req.table.set(lookup.tableKey, backend.name, req.nowMs);
     return pinned === undefined ? { backend, via: 'balance', lookup } : { backend, via: 'balance', lookup, moved: pinned };
   }
-  const backend = req.balancer.pick(candidates, undefined);
+  const backend = candidates.length === 0 ? undefined : req.balancer.pick(candidates, undefined);
   return backend === undefined ? undefined : { backend, via: 'balance' };
 }

@@ -14,7 +14,7 @@ import {
 } from '../../lib/cli/flags.js';
 
 const LISTEN_SYNTAX = 'HOST:PORT or HOST:PORT-PORT ([::1]:PORT for IPv6)';
-const BACKEND_SYNTAX = '[NAME=]HOST[:PORT][,weight=N][,backup]';
+const BACKEND_SYNTAX = '[NAME=]HOST[:PORT][,weight=N][,backup][,drain[=DURATION]|,maint]';
 const AFFINITY_SYNTAX =
   'a comma list of: none, source[/V4BITS[/V6BITS]], sni, tls-session, tls-ticket, http-host, http-header:NAME, http-cookie:NAME, url-param:NAME, xmpp-to, key-module, login';
 const DURATION_SYNTAX = 'a duration such as 500ms, 30s, 10m, 1h (a bare number is milliseconds)';

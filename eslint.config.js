@@ -31,7 +31,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['lib/affinity/**/*.ts', 'lib/place/**/*.ts', 'lib/config/**/*.ts', 'lib/wire/**/*.ts', 'lib/state/table-state.ts'],
+    files: ['lib/affinity/**/*.ts', 'lib/place/**/*.ts', 'lib/config/**/*.ts', 'lib/wire/**/*.ts', 'lib/state/table-state.ts', 'lib/health/check.ts'],
     rules: {
       'no-restricted-imports': [
         'error',

@@ -16,6 +16,7 @@ export const EVENTS = {
   connectFail: 'connect.fail',
   backendDown: 'backend.down',
   backendUp: 'backend.up',
+  healthCheck: 'health.check',
   acceptError: 'accept.error',
   limitReached: 'limit.reached',
   queueWait: 'queue.wait',

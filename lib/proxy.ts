@@ -34,6 +34,7 @@ import { AffinityTable } from './place/affinity-table.js';
 import { createBalancer, type Balancer } from './place/balance.js';
 import { place, type Placement } from './place/place.js';
 import { Pool, type Backend } from './place/pool.js';
+import { startHealthChecks } from './health/monitor.js';
 
 /** Time for a backend's greeting, STARTTLS and login answer, on top of the connect timeout. */
 const BACKEND_LOGIN_EXTRA_MS = 10_000;
@@ -365,7 +366,7 @@ async function connectWithFailover(
       if (r.ok) {
         b.total++;
         if (pool.markUp(b)) {
-          log.info({ event: EVENTS.backendUp, frontend: config.name, pool: pr.name, backend: b.name }, 'backend up');
+          log.info({ event: EVENTS.backendUp, frontend: config.name, pool: pr.name, backend: b.name, reason: 'connect' }, 'backend up');
           flushSoon(log);
         }
         const lookup = lookups.find((l) => l.tableKey === p.lookup?.tableKey);
@@ -383,7 +384,7 @@ async function connectWithFailover(
         'backend connect failed',
       );
       if (pool.markDown(b, deps.clock.now(), config.holdDownMs)) {
-        log.warn({ event: EVENTS.backendDown, frontend: config.name, pool: pr.name, backend: b.name, code: r.code, holdDownMs: config.holdDownMs }, 'backend down');
+        log.warn({ event: EVENTS.backendDown, frontend: config.name, pool: pr.name, backend: b.name, reason: 'connect', code: r.code, holdDownMs: config.holdDownMs }, 'backend down');
       }
       // Health events are rare and operators act on them: write them out now, not batched.
       flushSoon(log);
@@ -679,6 +680,7 @@ function startTicketProbes(config: FrontendConfig, pools: ReadonlyMap<string, Po
 /** A pool's runtime; with `prev` (a reload) its table and same-address backends carry over. */
 function poolRuntime(name: string, backends: FrontendConfig['backends'], balance: FrontendConfig['balance'], config: FrontendConfig, deps: Deps, prev?: PoolRuntime): PoolRuntime {
   const backendNames = new Set(backends.map((b) => b.name));
+  const h = config.health;
   // Waiting clients stay queued across a reload; the new size and timeout apply from now.
   const queue = prev?.queue ?? new WaitQueue(config.queueSize, config.queueTimeoutMs, deps.timers ?? realTimers);
   queue.capacity = config.queueSize;
@@ -692,7 +694,7 @@ function poolRuntime(name: string, backends: FrontendConfig['backends'], balance
   }
   return {
     name,
-    pool: new Pool(backends, prev?.pool.backends),
+    pool: new Pool(backends, { nowMs: deps.clock.now(), ...(h.check === 'none' ? {} : { checks: { rise: h.rise, fall: h.fall } }), ...(prev ? { carried: prev.pool.backends } : {}) }),
     table,
     balancer: prev?.balance === balance ? prev.balancer : createBalancer(balance, deps.rng),
     balance,
@@ -735,6 +737,7 @@ async function buildFrontend(config: FrontendConfig, deps: Deps, shared: Shared,
 function startTimers(fe: Frontend, deps: Deps): () => void {
   const stops: (() => void)[] = [];
   if (fe.config.affinity.some((st) => st.kind === 'tls-ticket')) stops.push(startTicketProbes(fe.config, fe.pools, deps));
+  if (fe.config.health.check !== 'none') stops.push(startHealthChecks(fe.config, fe.pools.values(), deps));
   return () => {
     for (const stop of stops) stop();
   };
@@ -820,6 +823,7 @@ export async function startTether(initial: Config, deps: Deps): Promise<Tether> 
   try {
     for (const fc of config.frontends) frontends.push(await startFrontend(fc, deps, shared));
   } catch (e) {
+    for (const f of frontends) f.stopTimers();
     await Promise.all(frontends.map((f) => closeListeners(f.listeners)));
     throw e;
   }

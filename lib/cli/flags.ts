@@ -3,13 +3,15 @@
 // message commander prefixes with the flag; config-file loading reuses the same parsers.
 import { InvalidArgumentError } from 'commander';
 import ipaddr from 'ipaddr.js';
-import type { AffinityStep, BackendSpec, BalanceKind, ListenSpec } from '../config/types.js';
+import type { AffinityStep, BackendAdmin, BackendSpec, BalanceKind, ListenSpec } from '../config/types.js';
 import { BALANCE_KINDS } from '../config/types.js';
+import { MAX_HEALTH_SEND_BYTES } from '../config/defaults.js';
+import { compileExpect } from '../health/check.js';
 import { LOG_LEVELS, type LogLevel } from '../log.js';
 import { MAX_CONNS_LIMIT } from '../config/defaults.js';
 
 const LISTEN_SYNTAX = 'HOST:PORT or HOST:PORT-PORT ([::1]:PORT for IPv6)';
-const BACKEND_SYNTAX = '[NAME=]HOST[:PORT][,weight=N][,max-conns=N][,backup]';
+const BACKEND_SYNTAX = '[NAME=]HOST[:PORT][,weight=N][,max-conns=N][,backup][,drain[=DURATION]|,maint]';
 const AFFINITY_SYNTAX =
   'a comma list of: none, source[/V4BITS[/V6BITS]], sni, tls-session, tls-ticket, http-host, http-header:NAME, http-cookie:NAME, url-param:NAME, xmpp-to, key-module, login';
 const DURATION_SYNTAX = 'a duration such as 500ms, 30s, 10m, 1h (a bare number is milliseconds)';
@@ -75,8 +77,8 @@ export function parseListen(text: string): ListenSpec {
 }
 
 /**
- * Parses `--backend [NAME=]HOST[:PORT][,weight=N][,max-conns=N][,backup]`; the name defaults to
- * HOST[:PORT].
+ * Parses `--backend [NAME=]HOST[:PORT][,weight=N][,max-conns=N][,backup][,drain[=DURATION]|,maint]`;
+ * the name defaults to HOST[:PORT]. `ready` is accepted as the explicit default state.
  */
 export function parseBackend(text: string): BackendSpec {
   const parts = text.trim().split(',');
@@ -97,9 +99,12 @@ export function parseBackend(text: string): BackendSpec {
   let weight = 1;
   let backup = false;
   let maxConns: number | undefined;
+  let admin: BackendAdmin | undefined;
+  let drainMs: number | undefined;
   for (const opt of parts.slice(1)) {
     const w = /^weight=(\d{1,4})$/.exec(opt);
     const m = /^max-conns=(\d{1,8})$/.exec(opt);
+    const d = /^drain=(.*)$/.exec(opt);
     if (w?.[1] !== undefined) {
       weight = Number(w[1]);
       if (weight < 1 || weight > 1000) fail(`weight=N with N in 1..1000 in ${BACKEND_SYNTAX}`, text);
@@ -108,6 +113,19 @@ export function parseBackend(text: string): BackendSpec {
       if (!(maxConns >= 1 && maxConns <= MAX_CONNS_LIMIT)) fail(`max-conns=N with N in 1..${String(MAX_CONNS_LIMIT)} in ${BACKEND_SYNTAX}`, text);
     } else if (opt === 'backup') {
       backup = true;
+    } else if (opt === 'ready' || opt === 'drain' || opt === 'maint' || d) {
+      if (admin !== undefined) fail(`one of ready, drain, maint in ${BACKEND_SYNTAX}`, text);
+      admin = d ? 'drain' : (opt as BackendAdmin);
+      if (d?.[1] !== undefined) {
+        let ms: number | undefined;
+        try {
+          ms = parseDuration(d[1]);
+        } catch {
+          ms = undefined;
+        }
+        if (ms === undefined || ms < 1) fail(`drain=DURATION with a duration of at least 1ms in ${BACKEND_SYNTAX}`, text);
+        drainMs = ms;
+      }
     } else {
       fail(BACKEND_SYNTAX, text);
     }
@@ -116,8 +134,16 @@ export function parseBackend(text: string): BackendSpec {
   // different, port-less IPv6 address.
   const hostText = hp.host.includes(':') ? `[${hp.host}]` : hp.host;
   const defaultName = port === undefined ? hp.host : `${hostText}:${String(port)}`;
-  const spec = { name: explicitName ?? defaultName, host: hp.host, port, weight, backup };
-  return maxConns === undefined ? spec : { ...spec, maxConns };
+  return {
+    name: explicitName ?? defaultName,
+    host: hp.host,
+    port,
+    weight,
+    backup,
+    ...(maxConns === undefined ? {} : { maxConns }),
+    ...(admin === undefined || admin === 'ready' ? {} : { admin }),
+    ...(drainMs === undefined ? {} : { drainMs }),
+  };
 }
 
 const SIMPLE_KINDS = ['sni', 'tls-session', 'tls-ticket', 'http-host', 'xmpp-to', 'key-module', 'login'] as const;
@@ -272,6 +298,50 @@ export function parseAdminAddress(text: string): { readonly host: string; readon
   return { host: hp.host, port };
 }
 
+/** Parses `--health-expect REGEX`: a JavaScript regular expression (compiled with the `m` flag). */
+export function parseExpect(text: string): string {
+  if (text === '') fail('a non-empty regular expression such as ^\\* OK', text);
+  try {
+    compileExpect(text);
+  } catch (e) {
+    fail(`a regular expression (${e instanceof Error ? e.message : String(e)})`, text);
+  }
+  return text;
+}
+
+const SEND_SYNTAX = `at most ${String(MAX_HEALTH_SEND_BYTES)} printable ASCII characters with \\r, \\n, \\t, \\\\ and \\xHH escapes`;
+const SEND_ESCAPES: Readonly<Record<string, string>> = { r: '\r', n: '\n', t: '\t', '\\': '\\' };
+
+/**
+ * Parses `--health-send STRING`: printable ASCII with the escapes \r \n \t \\ and \xHH,
+ * resolved here; each char of the result is one byte (Latin-1). Real CR, LF and tab pass as
+ * themselves (a YAML double-quoted string has already resolved its own escapes).
+ */
+export function parseSendString(text: string): string {
+  let out = '';
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charAt(i);
+    if (c !== '\\') {
+      if (!/^[\x20-\x7e\r\n\t]$/.test(c)) fail(SEND_SYNTAX, text);
+      out += c;
+      continue;
+    }
+    const e = text.charAt(i + 1);
+    const simple = SEND_ESCAPES[e];
+    if (simple !== undefined) {
+      out += simple;
+      i++;
+    } else if (e === 'x' && /^[0-9A-Fa-f]{2}$/.test(text.slice(i + 2, i + 4))) {
+      out += String.fromCharCode(parseInt(text.slice(i + 2, i + 4), 16));
+      i += 3;
+    } else {
+      fail(SEND_SYNTAX, text);
+    }
+  }
+  if (out === '' || out.length > MAX_HEALTH_SEND_BYTES) fail(SEND_SYNTAX, text);
+  return out;
+}
+
 /** Parses a frontend name (config files, `--name`). */
 export function parseName(text: string): string {
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(text)) fail(`a name of letters, digits, '_', '.', '-'`, text);
@@ -295,7 +365,7 @@ export const FLAG_TABLE: readonly FlagRow[] = [
   { flags: '--listen <HOST:PORT>', configKey: 'listen', scope: 'frontend', repeatable: true,
     description: `address to accept clients on: ${LISTEN_SYNTAX}; repeatable` },
   { flags: '--backend <SPEC>', configKey: 'backends', scope: 'frontend', repeatable: true,
-    description: `a backend: ${BACKEND_SYNTAX}; without :PORT, the port the client connected to; max-conns=N: at most N connections at once (more go to another backend or wait, see --queue-size); repeatable` },
+    description: `a backend: ${BACKEND_SYNTAX}; without :PORT, the port the client connected to; max-conns=N: at most N connections at once (more go to another backend or wait, see --queue-size); drain: no new clients, pinned ones still come (until DURATION); maint: no clients; repeatable` },
   { flags: '--affinity <CHAIN>', configKey: 'affinity', scope: 'frontend', repeatable: false,
     description: `affinity key chain, first present key wins: ${AFFINITY_SYNTAX}`, defaultText: 'none' },
   { flags: '--balance <POLICY>', configKey: 'balance', scope: 'frontend', repeatable: false,
@@ -363,6 +433,21 @@ export const FLAG_TABLE: readonly FlagRow[] = [
     defaultText: '128' },
   { flags: '--queue-timeout <DURATION>', configKey: 'queue-timeout', scope: 'frontend', repeatable: false,
     description: 'how long a client waits in that queue before it is refused', defaultText: '5s' },
+  { flags: '--health-check <KIND>', configKey: 'health-check', scope: 'frontend', repeatable: false,
+    description: 'active checks of every backend: none, tcp (connect), banner (connect and read until --health-expect matches) or send (write --health-send, then read until --health-expect matches)',
+    defaultText: 'none' },
+  { flags: '--health-expect <REGEX>', configKey: 'health-expect', scope: 'frontend', repeatable: false,
+    description: 'regular expression the check\'s response must match (^ anchors at each line); imap/pop3 banner checks default to ^\\* OK / ^\\+OK' },
+  { flags: '--health-send <STRING>', configKey: 'health-send', scope: 'frontend', repeatable: false,
+    description: 'what a send check writes; \\r, \\n, \\t, \\\\ and \\xHH escapes' },
+  { flags: '--health-interval <DURATION>', configKey: 'health-interval', scope: 'frontend', repeatable: false,
+    description: 'time between two checks of one backend (at least 50ms)', defaultText: '2s' },
+  { flags: '--health-timeout <DURATION>', configKey: 'health-timeout', scope: 'frontend', repeatable: false,
+    description: 'time one check may take, connect included', defaultText: '2s' },
+  { flags: '--health-rise <N>', configKey: 'health-rise', scope: 'frontend', repeatable: false,
+    description: 'passed checks in a row that bring a down backend up (also one that failed a client\'s dial) (1-100)', defaultText: '2' },
+  { flags: '--health-fall <N>', configKey: 'health-fall', scope: 'frontend', repeatable: false,
+    description: 'failed checks in a row that take a backend down (1-100); a backend is out after its first failed check at start', defaultText: '3' },
   { flags: '--name <NAME>', configKey: 'name', scope: 'frontend', repeatable: false,
     description: 'frontend name used in logs', defaultText: 'default' },
   { flags: '--max-conns <N>', configKey: 'max-conns', scope: 'global', repeatable: false,

@@ -32,10 +32,12 @@ import {
   parseCidr,
   parseLookupUrl,
   parseAdminAddress,
+  parseExpect,
+  parseSendString,
 } from './flags.js';
-import { BACKEND_TLS_MODES, CLIENT_TLS_MODES, FRONTEND_PROTOCOLS, LOGIN_DOMAIN_MODES, PROXY_PROTOCOL_VERSIONS } from '../config/types.js';
-import type { FrontendProtocol, MailConfig, ProxyProtocolVersion } from '../config/types.js';
-import { MAX_CONNS_LIMIT, MAX_QUEUE_SIZE, MAX_RETRIES } from '../config/defaults.js';
+import { BACKEND_TLS_MODES, CLIENT_TLS_MODES, FRONTEND_PROTOCOLS, HEALTH_CHECK_KINDS, LOGIN_DOMAIN_MODES, PROXY_PROTOCOL_VERSIONS } from '../config/types.js';
+import type { FrontendProtocol, HealthConfig, MailConfig, ProxyProtocolVersion } from '../config/types.js';
+import { MAX_CONNS_LIMIT, MAX_HEALTH_COUNT, MAX_QUEUE_SIZE, MAX_RETRIES } from '../config/defaults.js';
 
 interface RunOptions {
   listen?: ReturnType<typeof parseListen>[];
@@ -72,6 +74,13 @@ interface RunOptions {
   frontendMaxConns?: number;
   queueSize?: number;
   queueTimeout?: number;
+  healthCheck?: HealthConfig['check'];
+  healthExpect?: string;
+  healthSend?: string;
+  healthInterval?: number;
+  healthTimeout?: number;
+  healthRise?: number;
+  healthFall?: number;
   name?: string;
   maxConns?: number;
   grace?: number;
@@ -115,6 +124,13 @@ const PARSERS: Readonly<Record<string, (v: string) => unknown>> = {
   '--frontend-max-conns': parseCount(1, MAX_CONNS_LIMIT),
   '--queue-size': parseCount(0, MAX_QUEUE_SIZE),
   '--queue-timeout': parseDuration,
+  '--health-check': parseChoice(HEALTH_CHECK_KINDS),
+  '--health-expect': parseExpect,
+  '--health-send': parseSendString,
+  '--health-interval': parseDuration,
+  '--health-timeout': parseDuration,
+  '--health-rise': parseCount(1, MAX_HEALTH_COUNT),
+  '--health-fall': parseCount(1, MAX_HEALTH_COUNT),
   '--name': parseName,
   '--max-conns': parseCount(1, MAX_CONNS_LIMIT),
   '--grace': parseDuration,
@@ -146,7 +162,7 @@ function addRunOptions(cmd: Command): Command {
 }
 
 const FLAG_FOR_FIELD: Readonly<Record<string, string>> = { listen: '--listen', backends: '--backend', affinity: '--affinity', name: '--name', 'trusted-proxies': '--trusted-proxy' };
-const FLAG_FIELD_NAMES = new Set(['affinity-timeout', 'connect-timeout', 'idle-timeout', 'affinity-max-entries', 'retries', 'hold-down', 'peek-timeout', 'insert-cookie', 'key-module', 'protocol', 'tls', 'require-tls', 'backend-tls', 'user-map', 'user-lookup', 'login-timeout', 'routes', 'proxy-protocol', 'accept-proxy-protocol', 'frontend-max-conns', 'queue-size', 'queue-timeout']);
+const FLAG_FIELD_NAMES = new Set(['affinity-timeout', 'connect-timeout', 'idle-timeout', 'affinity-max-entries', 'retries', 'hold-down', 'peek-timeout', 'insert-cookie', 'key-module', 'protocol', 'tls', 'require-tls', 'backend-tls', 'user-map', 'user-lookup', 'login-timeout', 'routes', 'proxy-protocol', 'accept-proxy-protocol', 'frontend-max-conns', 'queue-size', 'queue-timeout', 'health-check', 'health-expect', 'health-send', 'health-interval', 'health-timeout', 'health-rise', 'health-fall']);
 
 /** Top-level config keys that are flags of the same name. */
 const GLOBAL_FLAG_NAMES = new Set(['grace', 'log-level', 'state-file', 'state-interval', 'admin', 'admin-token-file']);
@@ -196,6 +212,15 @@ function configFromFlags(o: RunOptions): Config {
   if (o.proxyProtocol !== undefined) d.proxyProtocol = o.proxyProtocol;
   if (o.acceptProxyProtocol !== undefined) d.acceptProxyProtocol = o.acceptProxyProtocol;
   if (o.trustedProxy !== undefined) d.trustedProxies = o.trustedProxy;
+  const health: { -readonly [K in keyof HealthConfig]?: HealthConfig[K] } = {};
+  if (o.healthCheck !== undefined) health.check = o.healthCheck;
+  if (o.healthExpect !== undefined) health.expect = o.healthExpect;
+  if (o.healthSend !== undefined) health.send = o.healthSend;
+  if (o.healthInterval !== undefined) health.intervalMs = o.healthInterval;
+  if (o.healthTimeout !== undefined) health.timeoutMs = o.healthTimeout;
+  if (o.healthRise !== undefined) health.rise = o.healthRise;
+  if (o.healthFall !== undefined) health.fall = o.healthFall;
+  d.health = health;
   if (o.frontendMaxConns !== undefined) d.maxConns = o.frontendMaxConns;
   if (o.queueSize !== undefined) d.queueSize = o.queueSize;
   if (o.queueTimeout !== undefined) d.queueTimeoutMs = o.queueTimeout;
@@ -231,6 +256,7 @@ const FRONTEND_OPTION_KEYS = [
   'protocol', 'tls', 'tlsCert', 'tlsKey', 'requireTls', 'backendTls', 'backendCa', 'backendInsecure', 'userMap', 'userLookup',
   'userCacheTtl', 'loginTimeout', 'loginDomain', 'allow', 'deny',
   'proxyProtocol', 'acceptProxyProtocol', 'trustedProxy', 'frontendMaxConns', 'queueSize', 'queueTimeout',
+  'healthCheck', 'healthExpect', 'healthSend', 'healthInterval', 'healthTimeout', 'healthRise', 'healthFall',
 ] as const;
 
 /** Exit status for each error code: usage and config problems 2, start failures 1. */

@@ -77,3 +77,34 @@ export const MAX_QUEUE_SIZE = 100_000;
 /** How long a client waits in the queue: HAProxy's `timeout queue` falls back to `timeout
  *  connect`, commonly 5s; a backend at its limit that frees no slot within 5s is saturated. */
 export const QUEUE_TIMEOUT_MS = 5_000;
+
+/** Time between two health checks of one backend: HAProxy's `inter` default (2s). A backend
+ *  that recovers is back within rise × this; one that dies is out within fall × this (or at
+ *  the first failed client dial). */
+export const HEALTH_INTERVAL_MS = 2_000;
+
+/** Shortest --health-interval: each check is a connection to every backend. */
+export const MIN_HEALTH_INTERVAL_MS = 50;
+
+/** Time one check may take (connect, send, read until the expect matches). HAProxy uses
+ *  `inter` when `timeout check` is unset; a backend slower than that to greet is unhealthy. */
+export const HEALTH_TIMEOUT_MS = 2_000;
+
+/** Passed checks that bring a backend up, and failed ones that take it down: HAProxy's
+ *  defaults (rise 2, fall 3), so one lost packet does not flap a backend. */
+export const HEALTH_RISE = 2;
+export const HEALTH_FALL = 3;
+
+/** Upper bound on --health-rise/--health-fall. */
+export const MAX_HEALTH_COUNT = 100;
+
+/** Bytes of a check's response read at most: a greeting is one line (Dovecot's IMAP greeting
+ *  with capabilities is ~200 bytes; SMTP multi-line 220 banners stay well under 1 KiB). */
+export const HEALTH_READ_MAX_BYTES = 4 * 1024;
+
+/** Longest --health-send: a command or a small request, not a payload. */
+export const MAX_HEALTH_SEND_BYTES = 1_024;
+
+/** --health-check banner without --health-expect on imap/pop3 frontends: the server's OK
+ *  greeting (RFC 9051 §7.1.1 `* OK`, RFC 1939 §4 `+OK`). */
+export const MAIL_BANNER_EXPECT = { imap: '^\\* OK', pop3: '^\\+OK' } as const;

@@ -18,9 +18,11 @@ import {
   parseCidr,
   parseLookupUrl,
   parseAdminAddress,
+  parseExpect,
+  parseSendString,
 } from '../cli/flags.js';
 import * as D from './defaults.js';
-import { BACKEND_TLS_MODES, CLIENT_TLS_MODES, FRONTEND_PROTOCOLS, LOGIN_DOMAIN_MODES, PEEK_PROTOCOLS, PROXY_PROTOCOL_VERSIONS } from './types.js';
+import { BACKEND_ADMIN_STATES, BACKEND_TLS_MODES, CLIENT_TLS_MODES, FRONTEND_PROTOCOLS, HEALTH_CHECK_KINDS, LOGIN_DOMAIN_MODES, PEEK_PROTOCOLS, PROXY_PROTOCOL_VERSIONS } from './types.js';
 import type {
   AdminConfig,
   AffinityStep,
@@ -29,6 +31,7 @@ import type {
   Config,
   FrontendConfig,
   FrontendProtocol,
+  HealthConfig,
   ListenSpec,
   MailConfig,
   PeekProtocol,
@@ -65,6 +68,7 @@ export interface FrontendDraft {
   maxConns?: number;
   queueSize?: number;
   queueTimeoutMs?: number;
+  health?: Partial<HealthConfig>;
 }
 
 /** Fills the mail defaults. */
@@ -82,6 +86,21 @@ export function mailWithDefaults(m: Partial<MailConfig> = {}): MailConfig {
     userCacheTtlMs: m.userCacheTtlMs ?? D.USER_CACHE_TTL_MS,
     loginTimeoutMs: m.loginTimeoutMs ?? D.LOGIN_TIMEOUT_MS,
     loginDomain: m.loginDomain ?? 'keep',
+  };
+}
+
+/** Fills the health-check defaults; a banner check of an imap/pop3 frontend expects its greeting. */
+export function healthWithDefaults(h: Partial<HealthConfig> = {}, protocol: FrontendProtocol = 'auto'): HealthConfig {
+  const check = h.check ?? 'none';
+  const expect = h.expect ?? (check === 'banner' && protocol !== 'auto' ? D.MAIL_BANNER_EXPECT[protocol] : undefined);
+  return {
+    check,
+    ...(expect === undefined ? {} : { expect }),
+    ...(h.send === undefined ? {} : { send: h.send }),
+    intervalMs: h.intervalMs ?? D.HEALTH_INTERVAL_MS,
+    timeoutMs: h.timeoutMs ?? D.HEALTH_TIMEOUT_MS,
+    rise: h.rise ?? D.HEALTH_RISE,
+    fall: h.fall ?? D.HEALTH_FALL,
   };
 }
 
@@ -114,6 +133,7 @@ export function frontendWithDefaults(d: FrontendDraft): FrontendConfig {
     ...(d.maxConns === undefined ? {} : { maxConns: d.maxConns }),
     queueSize: d.queueSize ?? D.QUEUE_SIZE,
     queueTimeoutMs: d.queueTimeoutMs ?? D.QUEUE_TIMEOUT_MS,
+    health: healthWithDefaults(d.health, d.protocol),
   };
 }
 
@@ -123,11 +143,12 @@ const FRONTEND_KEYS = [
   'pools', 'routes', 'protocol', 'tls', 'tls-cert', 'tls-key', 'require-tls', 'backend-tls', 'backend-ca',
   'backend-insecure', 'user-map', 'user-lookup', 'user-cache-ttl', 'login-timeout', 'login-domain', 'allow', 'deny',
   'proxy-protocol', 'accept-proxy-protocol', 'trusted-proxies', 'frontend-max-conns', 'queue-size', 'queue-timeout',
+  'health-check', 'health-expect', 'health-send', 'health-interval', 'health-timeout', 'health-rise', 'health-fall',
 ] as const;
 const POOL_KEYS = ['backends', 'balance'] as const;
 const ROUTE_KEYS = ['pool', 'protocol', 'sni', 'alpn', 'http-host'] as const;
 const TOP_KEYS = ['frontends', 'log-level', 'grace', 'max-conns', 'admin', 'admin-token-file', 'state-file', 'state-interval'] as const;
-const BACKEND_KEYS = ['name', 'host', 'port', 'weight', 'max-conns', 'backup'] as const;
+const BACKEND_KEYS = ['name', 'host', 'port', 'weight', 'max-conns', 'backup', 'state'] as const;
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -200,6 +221,16 @@ function backendFromObject(o: Record<string, unknown>, at: string, issues: Confi
   if (o['backup'] === true) text += ',backup';
   else if (o['backup'] !== undefined && o['backup'] !== false) {
     issues.push({ path: `${at}.backup`, message: `expected true or false, got ${describe(o['backup'])}` });
+  }
+  // `state: drain=30m` reuses the string form's own words, checked by parseBackend below.
+  const state = o['state'];
+  if (state !== undefined) {
+    const word = typeof state === 'string' ? state.split('=')[0] : undefined;
+    if (typeof state !== 'string' || !BACKEND_ADMIN_STATES.some((w) => w === word) || (word !== 'drain' && state.includes('='))) {
+      issues.push({ path: `${at}.state`, message: `expected one of ready, drain, drain=DURATION, maint, got ${describe(state)}` });
+      return undefined;
+    }
+    text += `,${state}`;
   }
   if (o['name'] !== undefined) {
     if (typeof o['name'] !== 'string') {
@@ -360,6 +391,19 @@ function frontendFromObject(o: Record<string, unknown>, at: string, issues: Conf
   d.mail = mail;
   set('proxyProtocol', choice('proxy-protocol', PROXY_PROTOCOL_VERSIONS));
   set('acceptProxyProtocol', bool('accept-proxy-protocol'));
+  const health: { -readonly [K in keyof HealthConfig]?: HealthConfig[K] } = {};
+  const putHealth = <K extends keyof HealthConfig>(key: K, v: HealthConfig[K] | undefined): void => {
+    if (v !== undefined) health[key] = v;
+  };
+  putHealth('check', choice('health-check', HEALTH_CHECK_KINDS));
+  if (o['health-expect'] !== undefined) putHealth('expect', scalar(o['health-expect'], `${at}.health-expect`, parseExpect, issues));
+  if (o['health-send'] !== undefined) putHealth('send', scalar(o['health-send'], `${at}.health-send`, parseSendString, issues));
+  putHealth('intervalMs', dur('health-interval'));
+  putHealth('timeoutMs', dur('health-timeout'));
+  for (const [key, field] of [['health-rise', 'rise'], ['health-fall', 'fall']] as const) {
+    if (o[key] !== undefined) putHealth(field, scalar(o[key], `${at}.${key}`, parseCount(1, D.MAX_HEALTH_COUNT), issues));
+  }
+  d.health = health;
   for (const [key, field] of [['allow', 'allow'], ['deny', 'deny'], ['trusted-proxies', 'trustedProxies']] as const) {
     if (o[key] === undefined) continue;
     const list: string[] = [];

@@ -88,6 +88,14 @@ export interface ListenSpec {
   readonly portHigh: number;
 }
 
+/**
+ * A backend's operator state: `ready` takes clients; `drain` takes no new keys and no un-keyed
+ * clients, but clients the affinity table (or a route) pins to it still go there; `maint` takes
+ * no clients at all. Connections already spliced are never cut by either.
+ */
+export const BACKEND_ADMIN_STATES = ['ready', 'drain', 'maint'] as const;
+export type BackendAdmin = (typeof BACKEND_ADMIN_STATES)[number];
+
 /** One `--backend`. `port` undefined means "the port the client connected to". */
 export interface BackendSpec {
   readonly name: string;
@@ -97,6 +105,30 @@ export interface BackendSpec {
   readonly backup: boolean;
   /** `,max-conns=N`: connections (dialing or spliced) this backend takes at once; absent: no limit. */
   readonly maxConns?: number;
+  /** Starting operator state (`,drain`, `,maint`); absent means `ready`. */
+  readonly admin?: BackendAdmin;
+  /** `,drain=DURATION`: pinned clients stop going there this long after the drain began. */
+  readonly drainMs?: number;
+}
+
+/** `--health-check`: none; tcp (connect); banner (connect, read until --health-expect matches);
+ *  send (connect, write --health-send, read until --health-expect matches). */
+export const HEALTH_CHECK_KINDS = ['none', 'tcp', 'banner', 'send'] as const;
+export type HealthCheckKind = (typeof HEALTH_CHECK_KINDS)[number];
+
+/** Active health checks of every backend of a frontend's pools. */
+export interface HealthConfig {
+  readonly check: HealthCheckKind;
+  /** Regular expression source (compiled with the `m` flag) the response must match. */
+  readonly expect?: string;
+  /** Bytes to send (escapes resolved; each char one byte, Latin-1). */
+  readonly send?: string;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  /** Consecutive passed checks that bring a down backend up. */
+  readonly rise: number;
+  /** Consecutive failed checks that take an up backend down. */
+  readonly fall: number;
 }
 
 /** One frontend: listeners, pool, chain, balance and its limits. */
@@ -138,6 +170,8 @@ export interface FrontendConfig {
   readonly queueSize: number;
   /** `--queue-timeout`: how long such a client waits before it is refused. */
   readonly queueTimeoutMs: number;
+  /** `--health-*`: active checks of every backend of every pool. */
+  readonly health: HealthConfig;
 }
 
 /** `--admin`: where the admin API listens, and the token file guarding it. */

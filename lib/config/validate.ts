@@ -3,7 +3,7 @@
 import ipaddr from 'ipaddr.js';
 import type { ConfigIssue } from '../errors.js';
 import type { Config, FrontendConfig, ListenSpec } from './types.js';
-import { MAX_PORT_RANGE, MIN_STATE_INTERVAL_MS } from './defaults.js';
+import { MAX_PORT_RANGE, MIN_HEALTH_INTERVAL_MS, MIN_STATE_INTERVAL_MS } from './defaults.js';
 import { formatAffinityStep } from '../cli/flags.js';
 
 function isWildcard(host: string): boolean {
@@ -87,6 +87,7 @@ function checkFrontend(fe: FrontendConfig, at: string, issues: ConfigIssue[]): v
   }
 
   checkMail(fe, at, issues);
+  checkHealth(fe, at, issues);
   if (fe.acceptProxyProtocol && fe.trustedProxies.length === 0) {
     issues.push({ path: `${at}.accept-proxy-protocol`, message: 'needs at least one --trusted-proxy: only trusted balancers may set the client address' });
   }
@@ -161,6 +162,24 @@ function checkMail(fe: FrontendConfig, at: string, issues: ConfigIssue[]): void 
     issues.push({ path: `${at}.affinity`, message: 'a user directory (--user-map, --user-lookup) needs "login" in the chain' });
   }
   if (m.loginTimeoutMs < 1) issues.push({ path: `${at}.login-timeout`, message: 'must be at least 1ms' });
+}
+
+/** Rules for --health-*: each check kind takes exactly the settings it uses. */
+function checkHealth(fe: FrontendConfig, at: string, issues: ConfigIssue[]): void {
+  const h = fe.health;
+  const reads = h.check === 'banner' || h.check === 'send';
+  if (h.expect !== undefined && !reads) issues.push({ path: `${at}.health-expect`, message: 'needs --health-check banner or send' });
+  if (h.send !== undefined && h.check !== 'send') issues.push({ path: `${at}.health-send`, message: 'needs --health-check send' });
+  if (reads && h.expect === undefined) {
+    const hint = h.check === 'banner' ? ' (imap/pop3 frontends default to their greeting)' : '';
+    issues.push({ path: `${at}.health-check`, message: `--health-check ${h.check} needs --health-expect${hint}` });
+  }
+  if (h.check === 'send' && h.send === undefined) issues.push({ path: `${at}.health-check`, message: '--health-check send needs --health-send' });
+  if (reads && fe.mail.backendTls === 'tls') {
+    issues.push({ path: `${at}.health-check`, message: `a ${h.check} check speaks plain text, but --backend-tls tls backends start with a TLS handshake; use --health-check tcp` });
+  }
+  if (h.intervalMs < MIN_HEALTH_INTERVAL_MS) issues.push({ path: `${at}.health-interval`, message: `must be at least ${String(MIN_HEALTH_INTERVAL_MS)}ms` });
+  if (h.timeoutMs < 1) issues.push({ path: `${at}.health-timeout`, message: 'must be at least 1ms' });
 }
 
 function overlaps(a: ListenSpec, b: ListenSpec): boolean {

@@ -3,6 +3,7 @@
 // then (for a plain key) the balance policy, pinning the key. No decisive lookup: un-keyed.
 // Backends at their max-conns are skipped by the balance policy; a client bound to one (by a
 // route or a table hit), or with every candidate full, is told to wait ('full').
+// Routes and table hits may land on a draining backend (its clients stay); balance never does.
 import type { AffinityTable } from './affinity-table.js';
 import type { Balancer } from './balance.js';
 import type { Backend, Pool } from './pool.js';
@@ -43,19 +44,24 @@ export interface Placement {
 /**
  * Returns where the client goes; 'full' when it must wait for a slot (the backend its route or
  * table entry names is at its max-conns, or every candidate is); undefined when no backend can
- * take it. An entry pointing at a backend that is down, removed, excluded, or a backup while a
- * primary is up is re-placed; entries on healthy backends are never touched, so only such keys
- * move — a full backend is healthy, so its keys wait rather than move.
+ * take it. An entry pointing at a backend that is down, in maint, past its drain deadline,
+ * removed, excluded, or a backup while a primary is up is re-placed; entries on healthy backends
+ * (draining ones included) are never touched, so only such keys move — a full backend is
+ * healthy, so its keys wait rather than move. New keys and un-keyed clients go to candidates only.
  */
 export function place(req: PlaceRequest): Placement | 'full' | undefined {
-  const candidates = req.pool.candidates(req.nowMs, req.exclude);
-  if (candidates.length === 0) return undefined;
-  const usable = (name: string): Backend | undefined => candidates.find((b) => b.name === name);
-  const bound = (b: Backend, p: Placement): Placement | 'full' => (req.pool.hasRoom(b) ? p : 'full');
+  const { pool, nowMs, exclude } = req;
+  const candidates = pool.candidates(nowMs, exclude);
+  const usable = (name: string): Backend | undefined => {
+    const b = pool.get(name);
+    return b && pool.takesPinned(b, nowMs, exclude) ? b : undefined;
+  };
+  if (candidates.length === 0 && !pool.backends.some((b) => pool.takesPinned(b, nowMs, exclude))) return undefined;
+  const bound = (b: Backend, p: Placement): Placement | 'full' => (pool.hasRoom(b) ? p : 'full');
   // Only backends with room are offered to the balancer, so a new key is pinned where it can
   // be served now (for hash: its next-best backend), and roundrobin's turn is not spent on a
   // client that waits.
-  const roomy = candidates.filter((b) => req.pool.hasRoom(b));
+  const roomy = candidates.filter((b) => pool.hasRoom(b));
   if (req.named !== undefined) {
     const b = usable(req.named);
     if (b) return bound(b, { backend: b, via: 'route' });
@@ -69,12 +75,15 @@ export function place(req: PlaceRequest): Placement | 'full' | undefined {
     const hit = pinned === undefined ? undefined : usable(pinned);
     if (hit) return bound(hit, { backend: hit, via: 'table', lookup });
     if (lookup.learned) continue;
+    // Only draining backends left: they keep their own clients, and this one is not theirs.
+    if (candidates.length === 0) return undefined;
     if (roomy.length === 0) return 'full';
     const backend = req.balancer.pick(roomy, lookup.tableKey);
     if (backend === undefined) return undefined;
     req.table.set(lookup.tableKey, backend.name, req.nowMs);
     return pinned === undefined ? { backend, via: 'balance', lookup } : { backend, via: 'balance', lookup, moved: pinned };
   }
+  if (candidates.length === 0) return undefined;
   if (roomy.length === 0) return 'full';
   const backend = req.balancer.pick(roomy, undefined);
   return backend === undefined ? undefined : { backend, via: 'balance' };

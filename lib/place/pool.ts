@@ -1,6 +1,20 @@
 // Stage 4, pure (time is passed in). The pool: a frontend's backends with weight, backup flag,
-// active-connection counts and passive health (a failed dial holds a backend down for a while).
-import type { BackendSpec } from '../config/types.js';
+// active-connection counts, the operator state (ready / drain / maint) and health: passive (a
+// failed dial holds a backend down for a while) and, when active checks run, their rise/fall
+// verdict (health/check.ts). New keys and un-keyed clients go only to `candidates`; a client
+// the affinity table or a route pins to a backend goes there while it `takesPinned`.
+import type { BackendAdmin, BackendSpec } from '../config/types.js';
+import { FAILED_COUNT, countCheck, initialCount, type HealthCount } from '../health/check.js';
+
+/** A backend as reported (logs, admin API, metrics). */
+export type BackendState = 'up' | 'down' | 'draining' | 'maint';
+
+/** One active check's outcome. `code`: why it failed (ECONNREFUSED, ETIMEDOUT, expect-…). */
+export interface CheckRecord {
+  readonly atMs: number;
+  readonly ok: boolean;
+  readonly code?: string;
+}
 
 /**
  * One backend's live state. `name` and `weight` mirror the spec for the balancers; a reload that
@@ -19,35 +33,80 @@ export interface Backend {
   /** Bytes of closed connections: client → backend, backend → client. */
   bytesIn: number;
   bytesOut: number;
-  /** Until this time (ms) the backend is skipped; 0 when up. */
+  /** Passive hold-down: until this time (ms) the backend is skipped; 0 when none. */
   downUntilMs: number;
-  /** Whether the last transition logged was "down" (so "up" is logged once on recovery). */
+  /** Whether the last transition reported was "down" (so each transition is logged once). */
   down: boolean;
+  /** Operator state (see BackendAdmin); change it with Pool.setAdmin. */
+  admin: BackendAdmin;
+  /** When `admin` last changed (ms); the pool's start for the starting state. */
+  adminSinceMs: number;
+  /** `drain` only: from this time pinned clients are re-placed too; undefined: no deadline. */
+  drainDeadlineMs: number | undefined;
+  /** The active checks' verdict and streak; stays up when checks are off. */
+  health: HealthCount;
+  /** The last active check (undefined until one finished, or when checks are off). */
+  lastCheck: CheckRecord | undefined;
 }
 
-function fresh(spec: BackendSpec): Backend {
-  return { spec, name: spec.name, weight: spec.weight, active: 0, total: 0, failures: 0, bytesIn: 0, bytesOut: 0, downUntilMs: 0, down: false };
+export interface PoolOptions {
+  /** Start time (ms): `adminSinceMs`, and the base of `,drain=DURATION` deadlines. Default 0. */
+  readonly nowMs?: number;
+  /** Set when active checks run: their verdict then counts, with these rise/fall counts (≥ 1). */
+  readonly checks?: { readonly rise: number; readonly fall: number };
+  /**
+   * The backends of the pool this one replaces (a reload). One with the same name, host and
+   * port is kept as it is — its open connections still count against it, its health and
+   * counters carry on — with the new spec; the others start fresh. The config's operator state
+   * is applied to a kept backend only when the config changed it, so a state set at run time
+   * (admin API) survives reloads that do not touch that backend.
+   */
+  readonly carried?: readonly Backend[];
 }
+
+const NONE: ReadonlySet<string> = new Set();
 
 export class Pool {
   readonly backends: readonly Backend[];
+  /** The rise/fall counts when active checks run; undefined when they do not. */
+  readonly checks: { readonly rise: number; readonly fall: number } | undefined;
   private readonly byName: ReadonlyMap<string, Backend>;
 
-  /**
-   * `carried`: the backends of the pool this one replaces (a reload). One with the same name,
-   * host and port is kept as it is — its open connections still count against it — with the new
-   * spec; the others start fresh.
-   */
-  constructor(specs: readonly BackendSpec[], carried: readonly Backend[] = []) {
-    const old = new Map(carried.map((b) => [b.name, b]));
+  constructor(specs: readonly BackendSpec[], opts: PoolOptions = {}) {
+    const nowMs = opts.nowMs ?? 0;
+    this.checks = opts.checks;
+    const health = initialCount(opts.checks?.fall ?? 1);
+    const old = new Map((opts.carried ?? []).map((b) => [b.name, b]));
     this.backends = specs.map((spec): Backend => {
       const prev = old.get(spec.name);
       if (prev?.spec.host === spec.host && prev.spec.port === spec.port) {
+        const before = prev.spec;
         prev.spec = spec;
         prev.weight = spec.weight;
+        if ((before.admin ?? 'ready') !== (spec.admin ?? 'ready') || before.drainMs !== spec.drainMs) {
+          prev.admin = spec.admin ?? 'ready';
+          prev.adminSinceMs = nowMs;
+          prev.drainDeadlineMs = spec.admin === 'drain' && spec.drainMs !== undefined ? nowMs + spec.drainMs : undefined;
+        }
         return prev;
       }
-      return fresh(spec);
+      return {
+        spec,
+        name: spec.name,
+        weight: spec.weight,
+        active: 0,
+        total: 0,
+        failures: 0,
+        bytesIn: 0,
+        bytesOut: 0,
+        downUntilMs: 0,
+        down: false,
+        admin: spec.admin ?? 'ready',
+        adminSinceMs: nowMs,
+        drainDeadlineMs: spec.admin === 'drain' && spec.drainMs !== undefined ? nowMs + spec.drainMs : undefined,
+        health,
+        lastCheck: undefined,
+      };
     });
     this.byName = new Map(this.backends.map((b) => [b.name, b]));
   }
@@ -56,23 +115,35 @@ export class Pool {
     return this.byName.get(name);
   }
 
-  /** True unless the backend is inside a hold-down period at `nowMs`. */
+  /** True unless the backend is in a hold-down period at `nowMs` or failing its checks. */
   isUp(b: Backend, nowMs: number): boolean {
-    return b.downUntilMs <= nowMs;
+    return b.downUntilMs <= nowMs && b.health.up;
+  }
+
+  /** Whether the operator lets `b` serve pinned clients: ready, or draining before its deadline. */
+  private admits(b: Backend, nowMs: number): boolean {
+    if (b.admin === 'drain') return b.drainDeadlineMs === undefined || nowMs < b.drainDeadlineMs;
+    return b.admin === 'ready';
+  }
+
+  /** Whether some primary takes new clients (then backups take none, pinned or not). */
+  private primaryOpen(nowMs: number): boolean {
+    return this.backends.some((b) => !b.spec.backup && b.admin === 'ready' && this.isUp(b, nowMs));
   }
 
   /**
-   * The backends that may take a new connection at `nowMs`, minus `exclude` (names already
-   * tried for this client): the up primaries, or, only when no primary is up, the up backups.
+   * The backends that may take a new key or an un-keyed client at `nowMs`, minus `exclude`
+   * (names already tried for this client): the up, ready primaries, or, only when no primary
+   * is up and ready, the up, ready backups. Draining and maint backends are never candidates.
    */
-  candidates(nowMs: number, exclude: ReadonlySet<string> = new Set()): Backend[] {
-    const up = this.backends.filter((b) => this.isUp(b, nowMs) && !exclude.has(b.name));
-    const primaries = up.filter((b) => !b.spec.backup);
+  candidates(nowMs: number, exclude: ReadonlySet<string> = NONE): Backend[] {
+    const open = this.backends.filter((b) => b.admin === 'ready' && this.isUp(b, nowMs));
+    const primaries = open.filter((b) => !b.spec.backup && !exclude.has(b.name));
     if (primaries.length > 0) return primaries;
-    // Backups serve only while no primary is up at all; a primary that is merely excluded
-    // for this client (already tried) does not open the backups to everyone.
-    const anyPrimaryUp = this.backends.some((b) => !b.spec.backup && this.isUp(b, nowMs));
-    return anyPrimaryUp ? [] : up.filter((b) => b.spec.backup);
+    // Backups serve only while no primary takes clients at all; a primary that is merely
+    // excluded for this client (already tried) does not open the backups to everyone.
+    if (open.some((b) => !b.spec.backup)) return [];
+    return open.filter((b) => b.spec.backup && !exclude.has(b.name));
   }
 
   /**
@@ -84,19 +155,98 @@ export class Pool {
     return b.spec.maxConns === undefined || b.active < b.spec.maxConns;
   }
 
-  /** Holds `b` down until `nowMs + holdDownMs`. Returns true on an up → down transition. */
+  /**
+   * Whether `b` may take a client already pinned to it (an affinity-table hit, a route, the
+   * inserted cookie) at `nowMs`: up, not excluded, ready or draining before its deadline, and
+   * not a backup while a primary takes clients (such a client moves back to the primaries).
+   * Every candidate takes pinned clients; a draining backend takes only these.
+   */
+  takesPinned(b: Backend, nowMs: number, exclude: ReadonlySet<string> = NONE): boolean {
+    if (exclude.has(b.name) || !this.isUp(b, nowMs) || !this.admits(b, nowMs)) return false;
+    return !b.spec.backup || !this.primaryOpen(nowMs);
+  }
+
+  /**
+   * The backend's state at `nowMs`, for reporting: `maint` (operator; also a drain past its
+   * deadline, which takes no clients either), else `down` (hold-down or failing checks), else
+   * `draining` or `up`.
+   */
+  state(b: Backend, nowMs: number): BackendState {
+    if (!this.admits(b, nowMs)) return 'maint';
+    if (!this.isUp(b, nowMs)) return 'down';
+    return b.admin === 'drain' ? 'draining' : 'up';
+  }
+
+  /**
+   * Sets backend `name`'s operator state at `nowMs`; `deadlineMs` (absolute) applies to
+   * `drain` only. Returns whether anything changed (false for an unknown name). Draining a
+   * draining backend only ever brings its deadline forward: re-reading a config, or repeating a
+   * command, never keeps pinned clients longer than first said.
+   */
+  setAdmin(name: string, admin: BackendAdmin, opts: { readonly deadlineMs?: number; readonly nowMs: number }): boolean {
+    const b = this.byName.get(name);
+    if (!b) return false;
+    if (admin === 'drain' && b.admin === 'drain') {
+      const d = opts.deadlineMs;
+      if (d === undefined || (b.drainDeadlineMs !== undefined && b.drainDeadlineMs <= d)) return false;
+      b.drainDeadlineMs = d;
+      return true;
+    }
+    if (admin === b.admin) return false;
+    b.admin = admin;
+    b.adminSinceMs = opts.nowMs;
+    b.drainDeadlineMs = admin === 'drain' ? opts.deadlineMs : undefined;
+    return true;
+  }
+
+  /**
+   * A client's dial to `b` failed at `nowMs`: holds it down until `nowMs + holdDownMs`, and with
+   * active checks also sets their verdict to down, so `rise` passed checks bring it back (before
+   * the hold-down ends, if they come first). Returns true on an up → down transition.
+   */
   markDown(b: Backend, nowMs: number, holdDownMs: number): boolean {
     b.downUntilMs = nowMs + holdDownMs;
+    if (this.checks) b.health = FAILED_COUNT;
     const transition = !b.down;
     b.down = true;
     return transition;
   }
 
-  /** Records a successful dial. Returns true on a down → up transition. */
+  /**
+   * A client's dial to `b` succeeded. Without active checks this ends a hold-down and returns
+   * true on a down → up transition. With them the checks alone bring a backend up (a dial that
+   * began before they took it down proves little), so this changes nothing and returns false.
+   */
   markUp(b: Backend): boolean {
+    if (this.checks) return false;
     b.downUntilMs = 0;
     const transition = b.down;
     b.down = false;
     return transition;
+  }
+
+  /**
+   * Counts one active check of `b` (ignored when checks are off). Returns the transition to
+   * report: `down` after `fall` failures in a row (unless a failed dial already reported it),
+   * `up` after `rise` passes in a row — which also ends a passive hold-down early.
+   */
+  recordCheck(b: Backend, result: CheckRecord): 'up' | 'down' | undefined {
+    const checks = this.checks;
+    if (!checks) return undefined;
+    b.lastCheck = result;
+    const r = countCheck(b.health, result.ok, checks.rise, checks.fall);
+    b.health = r.count;
+    if (r.transition === 'up') {
+      b.downUntilMs = 0;
+      if (!b.down) return undefined;
+      b.down = false;
+      return 'up';
+    }
+    if (r.transition === 'down') {
+      if (b.down) return undefined;
+      b.down = true;
+      return 'down';
+    }
+    return undefined;
   }
 }

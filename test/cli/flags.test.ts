@@ -11,10 +11,12 @@ import {
   parseListen,
   parseLogLevel,
   parseName,
+  parseExpect,
+  parseSendString,
 } from '../../lib/cli/flags.js';
 
 const LISTEN_SYNTAX = 'HOST:PORT or HOST:PORT-PORT ([::1]:PORT for IPv6)';
-const BACKEND_SYNTAX = '[NAME=]HOST[:PORT][,weight=N][,max-conns=N][,backup]';
+const BACKEND_SYNTAX = '[NAME=]HOST[:PORT][,weight=N][,max-conns=N][,backup][,drain[=DURATION]|,maint]';
 const AFFINITY_SYNTAX =
   'a comma list of: none, source[/V4BITS[/V6BITS]], sni, tls-session, tls-ticket, http-host, http-header:NAME, http-cookie:NAME, url-param:NAME, xmpp-to, key-module, login';
 const DURATION_SYNTAX = 'a duration such as 500ms, 30s, 10m, 1h (a bare number is milliseconds)';
@@ -174,6 +176,52 @@ t.test('parseBackend rejects bad backends', (t) => {
   t.end();
 });
 
+t.test('parseBackend: operator states ,drain[=DURATION] and ,maint', (t) => {
+  const base = { name: 'a', host: '127.0.0.1', port: 7001, weight: 1, backup: false };
+  t.strictSame(parseBackend('a=127.0.0.1:7001,drain'), { ...base, admin: 'drain' });
+  t.strictSame(parseBackend('a=127.0.0.1:7001,maint'), { ...base, admin: 'maint' });
+  t.strictSame(parseBackend('a=127.0.0.1:7001,ready'), base, 'ready is the default, left out');
+  t.strictSame(parseBackend('a=127.0.0.1:7001,drain=10m'), { ...base, admin: 'drain', drainMs: 600_000 });
+  t.strictSame(parseBackend('a=127.0.0.1:7001,weight=2,backup,drain=1s'), { ...base, weight: 2, backup: true, admin: 'drain', drainMs: 1_000 });
+  t.strictSame(parseBackend('a=127.0.0.1:7001,maint,weight=3'), { ...base, weight: 3, admin: 'maint' }, 'options in any order');
+  const states = 'one of ready, drain, maint in ' + BACKEND_SYNTAX;
+  rejects(t, parseBackend, 'a=127.0.0.1:7001,drain,maint', `expected ${states}, got "a=127.0.0.1:7001,drain,maint"`);
+  rejects(t, parseBackend, 'a=127.0.0.1:7001,maint,maint', `expected ${states}, got "a=127.0.0.1:7001,maint,maint"`);
+  const drainMs = `drain=DURATION with a duration of at least 1ms in ${BACKEND_SYNTAX}`;
+  rejects(t, parseBackend, 'a=127.0.0.1:7001,drain=0', `expected ${drainMs}, got "a=127.0.0.1:7001,drain=0"`);
+  rejects(t, parseBackend, 'a=127.0.0.1:7001,drain=soon', `expected ${drainMs}, got "a=127.0.0.1:7001,drain=soon"`);
+  rejects(t, parseBackend, 'a=127.0.0.1:7001,drain=', `expected ${drainMs}, got "a=127.0.0.1:7001,drain="`);
+  rejects(t, parseBackend, 'a=127.0.0.1:7001,maint=1s', `expected ${BACKEND_SYNTAX}, got "a=127.0.0.1:7001,maint=1s"`);
+  rejects(t, parseBackend, 'a=127.0.0.1:7001,DRAIN', `expected ${BACKEND_SYNTAX}, got "a=127.0.0.1:7001,DRAIN"`);
+  t.end();
+});
+
+t.test('parseExpect: a regular expression, checked by compiling it', (t) => {
+  t.equal(parseExpect('^\\* OK'), '^\\* OK');
+  t.equal(parseExpect('^\\+OK'), '^\\+OK');
+  t.equal(parseExpect('^220'), '^220');
+  t.equal(parseExpect(' spaces kept '), ' spaces kept ');
+  rejects(t, parseExpect, '', 'expected a non-empty regular expression such as ^\\* OK, got ""');
+  rejects(t, parseExpect, '(', 'expected a regular expression (Invalid regular expression: /(/m: Unterminated group), got "("');
+  rejects(t, parseExpect, '[a-', 'expected a regular expression (Invalid regular expression: /[a-/m: Unterminated character class), got "[a-"');
+  rejects(t, parseExpect, '*OK');
+  t.end();
+});
+
+t.test('parseSendString: escapes resolved, one byte per char', (t) => {
+  t.equal(parseSendString('a1 NOOP\\r\\n'), 'a1 NOOP\r\n');
+  t.equal(parseSendString('QUIT\\n'), 'QUIT\n');
+  t.equal(parseSendString('x\\ty\\\\z'), 'x\ty\\z');
+  t.equal(parseSendString('\\x00\\xff\\x0D\\x0a'), '\x00\xff\r\n');
+  t.equal(parseSendString('PING\r\n'), 'PING\r\n', 'real CR LF (a YAML double-quoted string) pass');
+  t.equal(parseSendString('x'.repeat(1_024)).length, 1_024);
+  const syntax = 'expected at most 1024 printable ASCII characters with \\r, \\n, \\t, \\\\ and \\xHH escapes';
+  for (const bad of ['', 'a\\', 'a\\q', '\\x1', '\\xg0', 'caf\u00e9', 'bell\u0007', 'x'.repeat(1_025), '\\x4'.repeat(2)]) {
+    rejects(t, parseSendString, bad, `${syntax}, got ${JSON.stringify(bad)}`);
+  }
+  t.end();
+});
+
 t.test('parseAffinityChain', (t) => {
   const cases: [string, unknown][] = [
     ['none', [{ kind: 'none' }]],
@@ -306,9 +354,11 @@ t.test('every parser throws only InvalidArgumentError, whatever the input', (t) 
     ['parseCount', parseCount(0, 16)],
     ['parseLogLevel', parseLogLevel],
     ['parseName', parseName],
+    ['parseExpect', parseExpect],
+    ['parseSendString', parseSendString],
   ];
   // Strings built from the grammars' own characters reach deeper than uniform noise does.
-  const grammar = fc.string({ unit: fc.constantFrom(...'0123456789abcdefmsh.:[]=,/-_ x'.split('')), maxLength: 40 });
+  const grammar = fc.string({ unit: fc.constantFrom(...'0123456789abcdefmsh.:[]=,/-_ x\\()*+?{}|^$'.split('')), maxLength: 40 });
   // Any code point, lone surrogates included. (fc.string({ unit: 'binary' }) is the same idea
   // but takes over a second to build in fast-check 4.)
   const codePoint = fc.integer({ min: 0, max: 0x10ffff }).map((c) => String.fromCodePoint(c));

@@ -1,11 +1,11 @@
 import t from 'tap';
-import { configFromDocument, frontendWithDefaults, mailWithDefaults } from '../../lib/config/document.js';
+import { configFromDocument, frontendWithDefaults, healthWithDefaults, mailWithDefaults } from '../../lib/config/document.js';
 import * as D from '../../lib/config/defaults.js';
 import type { FrontendConfig } from '../../lib/config/types.js';
 
-const BACKEND_SYNTAX = '[NAME=]HOST[:PORT][,weight=N][,max-conns=N][,backup]';
+const BACKEND_SYNTAX = '[NAME=]HOST[:PORT][,weight=N][,max-conns=N][,backup][,drain[=DURATION]|,maint]';
 const FRONTEND_FIELDS =
-  'name, listen, backends, affinity, balance, affinity-timeout, affinity-max-entries, connect-timeout, idle-timeout, retries, hold-down, peek-timeout, insert-cookie, key-module, pools, routes, protocol, tls, tls-cert, tls-key, require-tls, backend-tls, backend-ca, backend-insecure, user-map, user-lookup, user-cache-ttl, login-timeout, login-domain, allow, deny, proxy-protocol, accept-proxy-protocol, trusted-proxies, frontend-max-conns, queue-size, queue-timeout';
+  'name, listen, backends, affinity, balance, affinity-timeout, affinity-max-entries, connect-timeout, idle-timeout, retries, hold-down, peek-timeout, insert-cookie, key-module, pools, routes, protocol, tls, tls-cert, tls-key, require-tls, backend-tls, backend-ca, backend-insecure, user-map, user-lookup, user-cache-ttl, login-timeout, login-domain, allow, deny, proxy-protocol, accept-proxy-protocol, trusted-proxies, frontend-max-conns, queue-size, queue-timeout, health-check, health-expect, health-send, health-interval, health-timeout, health-rise, health-fall';
 
 /** The issues of `doc`, as `path: message` lines. */
 const issuesOf = (doc: unknown): string[] => configFromDocument(doc).issues.map((i) => `${i.path}: ${i.message}`);
@@ -32,6 +32,7 @@ const DEFAULTS = {
   trustedProxies: [],
   queueSize: D.QUEUE_SIZE,
   queueTimeoutMs: D.QUEUE_TIMEOUT_MS,
+  health: healthWithDefaults(),
 } as const;
 
 t.test('a full document with two frontends builds the Config, defaults filled in', (t) => {
@@ -95,6 +96,7 @@ t.test('a full document with two frontends builds the Config, defaults filled in
         trustedProxies: [],
         queueSize: D.QUEUE_SIZE,
         queueTimeoutMs: D.QUEUE_TIMEOUT_MS,
+        health: healthWithDefaults(),
       },
       {
         ...DEFAULTS,
@@ -158,7 +160,7 @@ t.test('unknown fields are named by path at every level', (t) => {
     [
       'colour: unknown field; expected one of frontends, log-level, grace, max-conns, admin, admin-token-file, state-file, state-interval',
       `frontends[0].colour: unknown field; expected one of ${FRONTEND_FIELDS}`,
-      'frontends[0].backends[0].colour: unknown field; expected one of name, host, port, weight, max-conns, backup',
+      'frontends[0].backends[0].colour: unknown field; expected one of name, host, port, weight, max-conns, backup, state',
     ],
   );
   t.end();

@@ -8,7 +8,7 @@ import { configFromDocument, frontendWithDefaults } from '../../lib/config/docum
 import * as D from '../../lib/config/defaults.js';
 import { validateConfig } from '../../lib/config/validate.js';
 
-const SYNTAX = '[NAME=]HOST[:PORT][,weight=N][,max-conns=N][,backup]';
+const SYNTAX = '[NAME=]HOST[:PORT][,weight=N][,max-conns=N][,backup][,drain[=DURATION]|,maint]';
 
 /** The message parseBackend throws for `text` (an InvalidArgumentError), or 'ok'. */
 function backendError(text: string): string {
@@ -93,7 +93,7 @@ t.test('config document: bad limit values are reported with their field paths', 
     `${at}.backends[1].max-conns: expected a number, got a list`,
     `${at}.backends[2]: expected max-conns=N with N in 1..10000000 in ${SYNTAX}, got "j,max-conns=x"`,
     `${at}.frontend-max-conns: expected a whole number from 1 to 10000000, got "-5"`,
-    `${at}.max-conns: unknown field; expected one of name, listen, backends, affinity, balance, affinity-timeout, affinity-max-entries, connect-timeout, idle-timeout, retries, hold-down, peek-timeout, insert-cookie, key-module, pools, routes, protocol, tls, tls-cert, tls-key, require-tls, backend-tls, backend-ca, backend-insecure, user-map, user-lookup, user-cache-ttl, login-timeout, login-domain, allow, deny, proxy-protocol, accept-proxy-protocol, trusted-proxies, frontend-max-conns, queue-size, queue-timeout`,
+    `${at}.max-conns: unknown field; expected one of name, listen, backends, affinity, balance, affinity-timeout, affinity-max-entries, connect-timeout, idle-timeout, retries, hold-down, peek-timeout, insert-cookie, key-module, pools, routes, protocol, tls, tls-cert, tls-key, require-tls, backend-tls, backend-ca, backend-insecure, user-map, user-lookup, user-cache-ttl, login-timeout, login-domain, allow, deny, proxy-protocol, accept-proxy-protocol, trusted-proxies, frontend-max-conns, queue-size, queue-timeout, health-check, health-expect, health-send, health-interval, health-timeout, health-rise, health-fall`,
     `${at}.queue-size: expected a whole number from 0 to 100000, got "100001"`,
     `${at}.queue-timeout: expected a duration such as 500ms, 30s, 10m, 1h (a bare number is milliseconds), got "soon"`,
     'max-conns: expected a whole number from 1 to 10000000, got "0"',

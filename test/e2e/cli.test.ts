@@ -14,7 +14,7 @@ const LISTEN = ['--listen', '127.0.0.1:0'];
 const BACKEND = ['--backend', 'a=127.0.0.1:1'];
 
 const LISTEN_SYNTAX = 'HOST:PORT or HOST:PORT-PORT ([::1]:PORT for IPv6)';
-const BACKEND_SYNTAX = '[NAME=]HOST[:PORT][,weight=N][,max-conns=N][,backup]';
+const BACKEND_SYNTAX = '[NAME=]HOST[:PORT][,weight=N][,max-conns=N][,backup][,drain[=DURATION]|,maint]';
 
 interface UsageCase {
   readonly name: string;

@@ -73,7 +73,7 @@ t.test('check --config on a file with several bad values reports each with its f
   // cross-field rules run once every value parses, since a dropped item (backends[1]) would
   // shift the paths they name.
   t.same(errorLines(r.stderr), [
-    `tether: error: ${file}: frontends[0].colour: unknown field; expected one of name, listen, backends, affinity, balance, affinity-timeout, affinity-max-entries, connect-timeout, idle-timeout, retries, hold-down, peek-timeout, insert-cookie, key-module, pools, routes, protocol, tls, tls-cert, tls-key, require-tls, backend-tls, backend-ca, backend-insecure, user-map, user-lookup, user-cache-ttl, login-timeout, login-domain, allow, deny, proxy-protocol, accept-proxy-protocol, trusted-proxies, frontend-max-conns, queue-size, queue-timeout`,
+    `tether: error: ${file}: frontends[0].colour: unknown field; expected one of name, listen, backends, affinity, balance, affinity-timeout, affinity-max-entries, connect-timeout, idle-timeout, retries, hold-down, peek-timeout, insert-cookie, key-module, pools, routes, protocol, tls, tls-cert, tls-key, require-tls, backend-tls, backend-ca, backend-insecure, user-map, user-lookup, user-cache-ttl, login-timeout, login-domain, allow, deny, proxy-protocol, accept-proxy-protocol, trusted-proxies, frontend-max-conns, queue-size, queue-timeout, health-check, health-expect, health-send, health-interval, health-timeout, health-rise, health-fall`,
     `tether: error: ${file}: frontends[0].backends[1].weight: expected a whole number from 1 to 1000, got "0"`,
     `tether: error: ${file}: frontends[0].retries: expected a whole number from 0 to 16, got "99"`,
   ]);

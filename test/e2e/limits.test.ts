@@ -220,7 +220,7 @@ t.test('limit flags: usage errors exit 2 with one line each', async (t) => {
     [['--queue-size', '-1'], `option '--queue-size <N>' argument '-1' is invalid. expected a whole number from 0 to 100000, got "-1"`],
     [['--queue-timeout', '5 s'], `option '--queue-timeout <DURATION>' argument '5 s' is invalid. expected a duration such as 500ms, 30s, 10m, 1h (a bare number is milliseconds), got "5 s"`],
     [['--queue-timeout', '0'], '--queue-timeout: must be at least 1ms'],
-    [['--backend', 'b=127.0.0.1:2,max-conns=0'], `option '--backend <SPEC>' argument 'b=127.0.0.1:2,max-conns=0' is invalid. expected max-conns=N with N in 1..10000000 in [NAME=]HOST[:PORT][,weight=N][,max-conns=N][,backup], got "b=127.0.0.1:2,max-conns=0"`],
+    [['--backend', 'b=127.0.0.1:2,max-conns=0'], `option '--backend <SPEC>' argument 'b=127.0.0.1:2,max-conns=0' is invalid. expected max-conns=N with N in 1..10000000 in [NAME=]HOST[:PORT][,weight=N][,max-conns=N][,backup][,drain[=DURATION]|,maint], got "b=127.0.0.1:2,max-conns=0"`],
     [['--config', 'x.yaml', '--frontend-max-conns', '5'], '--frontend-max-conns cannot be combined with --config (put it in the file)'],
   ];
   const results = await Promise.all(cases.map(([args]) => runTetherToExit(args[0] === '--config' ? args : [...base, ...args])));

@@ -249,7 +249,7 @@ t.test('a pool built over a previous one (reload) keeps same-address backends an
   a.active = 3;
   a.total = 7;
   old.markDown(b, 0, 10_000);
-  const next = new Pool([{ ...spec('a'), weight: 5 }, spec('b'), spec('c'), spec('d')], old.backends);
+  const next = new Pool([{ ...spec('a'), weight: 5 }, spec('b'), spec('c'), spec('d')], { carried: old.backends });
   t.equal(next.get('a'), a, 'a is the same object: its open connections still count');
   t.equal(a.weight, 5, 'with the new weight');
   t.equal(a.spec.weight, 5);

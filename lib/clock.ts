@@ -13,6 +13,14 @@ export interface Rng {
 /** Wall-clock milliseconds (Date.now); entries compare against each other, never across hosts. */
 export const realClock: Clock = { now: () => Date.now() };
 
+/**
+ * Microseconds on CLOCK_MONOTONIC (libuv's hrtime on Linux), the clock systemd compares a
+ * notification's MONOTONIC_USEC against.
+ */
+export function monotonicMicros(): bigint {
+  return process.hrtime.bigint() / 1000n;
+}
+
 /** Math.random; balancing needs spread, not secrecy. */
 export const realRng: Rng = { next: () => Math.random() };
 

@@ -24,6 +24,8 @@ export const EVENTS = {
   stopBegin: 'stop.begin',
   stopDone: 'stop.done',
   started: 'tether.started',
+  activationIgnored: 'activation.ignored',
+  notifyError: 'notify.error',
 } as const;
 
 /** Bytes of log lines gathered before a write. */

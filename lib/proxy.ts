@@ -8,6 +8,7 @@ import { loginAtBackend, type BackendTls } from './connect/replay.js';
 import { converse, type ConverseOptions } from './greet/converse.js';
 import { MAX_BAD_BEFORE_LOGIN, MAX_COMMANDS_BEFORE_LOGIN, type Login } from './greet/dialogue.js';
 import { closeListeners, listenAll, type Listener } from './accept/listen.js';
+import type { Activation } from './systemd/activation.js';
 import { compileAcl, type CompiledAcl } from './accept/acl.js';
 import { readProxyHeader } from './accept/proxy-header.js';
 import { encodeProxyV1, encodeProxyV2, parseProxyHeader } from './wire/proxy/header.js';
@@ -505,8 +506,11 @@ function poolRuntime(name: string, backends: FrontendConfig['backends'], balance
   };
 }
 
-/** Binds one frontend's listeners and starts serving. Rejects with TETHER_ERR_LISTEN. */
-async function startFrontend(config: FrontendConfig, deps: Deps): Promise<Frontend> {
+/**
+ * Binds one frontend's listeners (or claims the sockets systemd passed for its addresses) and
+ * starts serving. Rejects with TETHER_ERR_LISTEN.
+ */
+async function startFrontend(config: FrontendConfig, deps: Deps, activation: Activation | undefined): Promise<Frontend> {
   const defaultPool = poolRuntime('default', config.backends, config.balance, config, deps);
   const pools = new Map<string, PoolRuntime>([['default', defaultPool]]);
   for (const p of config.pools) pools.set(p.name, poolRuntime(p.name, p.backends, p.balance, config, deps));
@@ -546,6 +550,7 @@ async function startFrontend(config: FrontendConfig, deps: Deps): Promise<Fronte
         'accept failed',
       );
     },
+    activation && ((addr) => activation.take(config.name, addr)),
   );
   const probes = config.affinity.some((st) => st.kind === 'tls-ticket') ? startTicketProbes(config, pools, deps) : undefined;
   const fe: Frontend = {
@@ -563,7 +568,7 @@ async function startFrontend(config: FrontendConfig, deps: Deps): Promise<Fronte
   feRef.fe = fe;
   for (const l of listeners) {
     deps.logger.info(
-      { event: EVENTS.listenReady, frontend: config.name, address: formatAddress(l.host, l.port), host: l.host, port: l.port },
+      { event: EVENTS.listenReady, frontend: config.name, address: formatAddress(l.host, l.port), host: l.host, port: l.port, ...(l.activated ? { activated: true } : {}) },
       'listening',
     );
   }
@@ -571,11 +576,14 @@ async function startFrontend(config: FrontendConfig, deps: Deps): Promise<Fronte
   return fe;
 }
 
-/** Starts every frontend of `config`. On a listen failure, closes what was bound and rejects. */
-export async function startTether(config: Config, deps: Deps): Promise<Tether> {
+/**
+ * Starts every frontend of `config`, serving the addresses `activation` has inherited sockets
+ * for on those. On a listen failure, closes what was bound and rejects.
+ */
+export async function startTether(config: Config, deps: Deps, activation?: Activation): Promise<Tether> {
   const frontends: Frontend[] = [];
   try {
-    for (const fc of config.frontends) frontends.push(await startFrontend(fc, deps));
+    for (const fc of config.frontends) frontends.push(await startFrontend(fc, deps, activation));
   } catch (e) {
     await Promise.all(frontends.map((f) => closeListeners(f.listeners)));
     throw e;

@@ -3,7 +3,9 @@
 // listening sockets the way socket activation does (fds from 3, LISTEN_PID/FDS/FDNAMES, then
 // exec, so tether keeps the launcher's PID). Both are python3, which binds AF_UNIX datagram
 // sockets and execs without a fork; Node can do neither.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
 /** Whether `cmd` runs here (for skips with a visible reason). */
@@ -58,10 +60,12 @@ export interface NotifyReceiver {
 }
 
 /**
- * Binds an AF_UNIX datagram socket at `dir/notify.sock`. With `answerBarriers` (the default)
+ * Binds an AF_UNIX datagram socket in a fresh directory under the system's temp dir (a socket
+ * path has at most 107 bytes, too few for tap's test dirs). With `answerBarriers` (the default)
  * it closes the descriptors of BARRIER=1 messages, which is how systemd answers them.
  */
-export async function startNotifyReceiver(dir: string, opts: { answerBarriers?: boolean } = {}): Promise<NotifyReceiver> {
+export async function startNotifyReceiver(opts: { answerBarriers?: boolean } = {}): Promise<NotifyReceiver> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-notify-'));
   const sockPath = path.join(dir, 'notify.sock');
   const child = spawn('python3', ['-c', RECEIVER, sockPath, opts.answerBarriers === false ? 'silent' : 'answer'], { stdio: ['ignore', 'pipe', 'pipe'] });
   const messages: NotifyMessage[] = [];
@@ -94,7 +98,11 @@ export async function startNotifyReceiver(dir: string, opts: { answerBarriers?: 
     });
   });
   await bound;
-  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  const exited = new Promise<void>((resolve) => {
+    child.on('exit', () => {
+      resolve();
+    });
+  });
   return {
     path: sockPath,
     messages,
@@ -117,6 +125,7 @@ export async function startNotifyReceiver(dir: string, opts: { answerBarriers?: 
     async close() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       await exited;
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
@@ -179,9 +188,4 @@ export function activationLauncher(
   files: Readonly<Record<string, string>> = {},
 ): [string, ...string[]] {
   return ['python3', '-c', ACTIVATOR, JSON.stringify({ sockets, env, files })];
-}
-
-/** Kills `child` by PID if it still runs (teardown of helpers that failed half-way). */
-export function killIfRunning(child: ChildProcess): void {
-  if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
 }

@@ -127,6 +127,7 @@ export function serviceUnit(spec: ServiceUnitSpec): string {
     'ProtectHome=yes',
     'PrivateTmp=yes',
     'PrivateDevices=yes',
+    'PrivateMounts=yes',
     'ProtectKernelTunables=yes',
     'ProtectKernelModules=yes',
     'ProtectKernelLogs=yes',

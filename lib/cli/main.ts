@@ -233,8 +233,8 @@ async function resolveConfig(o: RunOptions): Promise<Config> {
 const SYSTEMD_VARS = ['NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID', 'LISTEN_PID', 'LISTEN_FDS', 'LISTEN_FDNAMES'] as const;
 
 /**
- * Reads systemd's variables and removes them from the environment (as sd_listen_fds(1) and
- * sd_notify(1) do), so no child process believes they were meant for it.
+ * Reads systemd's variables and removes them from the environment (as sd_listen_fds(3) and
+ * sd_notify(3) do), so no child process believes they were meant for it.
  */
 function takeSystemdEnv(): Partial<Record<(typeof SYSTEMD_VARS)[number] | 'PATH', string>> {
   const env: Partial<Record<(typeof SYSTEMD_VARS)[number] | 'PATH', string>> = {};
@@ -253,6 +253,8 @@ async function run(o: RunOptions): Promise<void> {
   const env = takeSystemdEnv();
   const logger = createLogger(config.logLevel);
   const notifier = createNotifier(env, logger, { pid: process.pid, monotonicMicros });
+  // Before anything opens a socket or starts a child (the notifier's READY=1 comes later):
+  // the descriptors LISTEN_FDS names must still be the ones systemd passed.
   const inherited = parseListenFds(env, process.pid);
   for (const reason of inherited.problems) logger.warn({ event: EVENTS.activationIgnored, reason }, 'inherited sockets ignored');
   const activation = await adoptInherited(inherited.fds, config.frontends, logger);

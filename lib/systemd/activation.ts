@@ -14,16 +14,15 @@ import { matchInherited, type InheritedAddress, type InheritedFd } from './liste
 export interface Activation {
   /** The listener systemd passed for `addr` of frontend `frontend`, if any. */
   take(frontend: string, addr: BindAddress): AdoptedListener | undefined;
-  /** How many inherited sockets serve a frontend. */
-  readonly count: number;
 }
 
 /** No inherited sockets: every address is bound by tether itself. */
-export const NO_ACTIVATION: Activation = { take: () => undefined, count: 0 };
+export const NO_ACTIVATION: Activation = { take: () => undefined };
 
 /**
  * Adopts `fds` and matches them to the listen addresses of `frontends` (see matchInherited).
- * Never rejects. A descriptor that is not a socket is left alone: with a wrong LISTEN_FDS it
+ * Call it before tether opens any socket or child process of its own: until then every
+ * socket among `fds` can only be one the supervisor passed. Never rejects. A descriptor that is not a socket is left alone: with a wrong LISTEN_FDS it
  * may be one of Node's own (its event loop's pipes), which must not be touched. A socket that
  * cannot listen (a datagram socket) is left open too, since Node may or may not own it after
  * the failure. An adopted socket no address wants is closed. Each case logs one warning.
@@ -63,12 +62,11 @@ export async function adoptInherited(fds: readonly InheritedFd[], frontends: rea
     l.close();
     adopted.delete(fd);
   }
-  if (matching.unused.length > 0 || adopted.size < fds.length) flushSoon(logger);
+  if (adopted.size < fds.length) flushSoon(logger);
   return {
     take(frontend, addr) {
       const fd = matching.byFrontend.get(frontend)?.get(formatAddress(addr.host, addr.port));
       return fd === undefined ? undefined : adopted.get(fd)?.listener;
     },
-    count: adopted.size,
   };
 }

@@ -31,6 +31,14 @@ export const realTimers: Timers = {
   },
 };
 
+/**
+ * Microseconds on CLOCK_MONOTONIC (libuv's hrtime on Linux), the clock systemd compares a
+ * notification's MONOTONIC_USEC against.
+ */
+export function monotonicMicros(): bigint {
+  return process.hrtime.bigint() / 1000n;
+}
+
 /** Math.random; balancing needs spread, not secrecy. */
 export const realRng: Rng = { next: () => Math.random() };
 

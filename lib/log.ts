@@ -37,6 +37,8 @@ export const EVENTS = {
   stateLoaded: 'state.loaded',
   stateSaved: 'state.saved',
   stateError: 'state.error',
+  activationIgnored: 'activation.ignored',
+  notifyError: 'notify.error',
 } as const;
 
 /** Bytes of log lines gathered before a write. */

@@ -9,6 +9,7 @@ import { converse, type ConverseOptions } from './greet/converse.js';
 import { MAX_BAD_BEFORE_LOGIN, MAX_COMMANDS_BEFORE_LOGIN, type Login } from './greet/dialogue.js';
 import { closeListeners, listenAll, type Listener } from './accept/listen.js';
 import { expandListen, type BindAddress } from './accept/port-range.js';
+import type { Activation } from './systemd/activation.js';
 import { compileAcl, type CompiledAcl } from './accept/acl.js';
 import { acceptLimit, Throttle, type LimitName } from './accept/limits.js';
 import { holdWhile } from './connect/hold.js';
@@ -746,7 +747,7 @@ function startTimers(fe: Frontend, deps: Deps): () => void {
 const addressKey = (a: BindAddress): string => `${a.host}|${String(a.port)}`;
 
 /** Binds `addresses` for `rf` (one listener each). Rejects with TETHER_ERR_LISTEN after closing what it bound. */
-function bindFor(name: string, route: () => Frontend | undefined, addresses: readonly BindAddress[], deps: Deps): Promise<Listener[]> {
+function bindFor(name: string, route: () => Frontend | undefined, addresses: readonly BindAddress[], deps: Deps, activation?: Activation): Promise<Listener[]> {
   let lastAcceptErrorMs = -Infinity;
   return listenAll(
     addresses.map((a) => ({ host: a.host, portLow: a.port, portHigh: a.port })),
@@ -776,20 +777,24 @@ function bindFor(name: string, route: () => Frontend | undefined, addresses: rea
         'accept failed',
       );
     },
+    activation && ((addr) => activation.take(name, addr)),
   );
 }
 
 function logListening(name: string, listeners: readonly Listener[], deps: Deps): void {
   for (const l of listeners) {
-    deps.logger.info({ event: EVENTS.listenReady, frontend: name, address: formatAddress(l.host, l.port), host: l.host, port: l.port }, 'listening');
+    deps.logger.info(
+      { event: EVENTS.listenReady, frontend: name, address: formatAddress(l.host, l.port), host: l.host, port: l.port, ...(l.activated ? { activated: true } : {}) },
+      'listening',
+    );
   }
 }
 
 /** Binds one frontend's listeners and starts serving. Rejects with TETHER_ERR_CONFIG or TETHER_ERR_LISTEN. */
-async function startFrontend(config: FrontendConfig, deps: Deps, shared: Shared): Promise<RunningFrontend> {
+async function startFrontend(config: FrontendConfig, deps: Deps, shared: Shared, activation: Activation | undefined): Promise<RunningFrontend> {
   const current = await buildFrontend(config, deps, shared);
   const rf: RunningFrontend = { name: config.name, current, listeners: [], stopTimers: () => undefined };
-  rf.listeners = await bindFor(config.name, () => rf.current, config.listen.flatMap(expandListen), deps);
+  rf.listeners = await bindFor(config.name, () => rf.current, config.listen.flatMap(expandListen), deps, activation);
   rf.stopTimers = startTimers(current, deps);
   logListening(config.name, rf.listeners, deps);
   flushSoon(deps.logger);
@@ -813,15 +818,18 @@ function backendIds(fe: Frontend): Set<string> {
   return ids;
 }
 
-/** Starts every frontend of `config`. On a listen failure, closes what was bound and rejects. */
-export async function startTether(initial: Config, deps: Deps): Promise<Tether> {
+/**
+ * Starts every frontend of `config`, serving the addresses `activation` has inherited sockets
+ * for on those (systemd socket activation). On a listen failure, closes what was bound and rejects.
+ */
+export async function startTether(initial: Config, deps: Deps, activation?: Activation): Promise<Tether> {
   let frontends: RunningFrontend[] = [];
   let config = initial;
   // Frontends a reload removed: no listeners, but their open connections run to their end.
   const retired: Frontend[] = [];
   const shared: Shared = { maxConns: config.maxConns, opens: [] };
   try {
-    for (const fc of config.frontends) frontends.push(await startFrontend(fc, deps, shared));
+    for (const fc of config.frontends) frontends.push(await startFrontend(fc, deps, shared, activation));
   } catch (e) {
     for (const f of frontends) f.stopTimers();
     await Promise.all(frontends.map((f) => closeListeners(f.listeners)));

@@ -1,19 +1,23 @@
 // The command line: argv → Config → a running tether. The only module that reads process.argv,
 // handles signals and calls process.exit. Exit status: 0 after a signalled graceful stop or a
 // successful `check`, 2 for usage/config errors, 1 for runtime start failures (EADDRINUSE).
+import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
-import { realClock, realRng } from '../clock.js';
+import { monotonicMicros, realClock, realRng } from '../clock.js';
 import { frontendWithDefaults, type FrontendDraft } from '../config/document.js';
 import { GRACE_MS, STATE_INTERVAL_MS } from '../config/defaults.js';
 import type { Config } from '../config/types.js';
 import { deepFreeze, validateConfig } from '../config/validate.js';
 import { TetherError, errorCode, type ConfigIssue, type TetherErrorCode } from '../errors.js';
-import { createLogger, flushLog, type LogLevel } from '../log.js';
+import { EVENTS, createLogger, flushLog, flushSoon, type LogLevel } from '../log.js';
 import { startTether, type ReloadReport, type Tether } from '../proxy.js';
 import { readFile } from 'node:fs/promises';
 import { startAdmin, type AdminServer } from '../admin/server.js';
 import { createMetrics } from '../admin/metrics.js';
-import { EVENTS, flushSoon } from '../log.js';
+import { adoptInherited } from '../systemd/activation.js';
+import { parseListenFds } from '../systemd/listen-fds.js';
+import { createNotifier, notifyReload } from '../systemd/notify.js';
+import { buildUnit, runFlagsFrom, type UnitOptions } from './systemd-unit.js';
 import { runDemo } from '../demo/demo.js';
 import { checkStateFile, readStateFile, startStateSaver, type StateSaver, type TableRef } from '../state/state-file.js';
 import { loadConfigFile } from './config-file.js';
@@ -318,18 +322,44 @@ async function readToken(file: string): Promise<string> {
   return token;
 }
 
+/** The variables systemd hands a service: readiness notification and socket activation. */
+const SYSTEMD_VARS = ['NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID', 'LISTEN_PID', 'LISTEN_FDS', 'LISTEN_FDNAMES'] as const;
+
+/**
+ * Reads systemd's variables and removes them from the environment (as sd_listen_fds(3) and
+ * sd_notify(3) do), so no child process believes they were meant for it.
+ */
+function takeSystemdEnv(): Partial<Record<(typeof SYSTEMD_VARS)[number] | 'PATH', string>> {
+  const env: Partial<Record<(typeof SYSTEMD_VARS)[number] | 'PATH', string>> = {};
+  for (const name of SYSTEMD_VARS) {
+    const v = process.env[name];
+    if (v !== undefined) env[name] = v;
+    // eslint-disable-next-line @typescript-eslint/no-dynamic-delete
+    delete process.env[name];
+  }
+  if (process.env['PATH'] !== undefined) env.PATH = process.env['PATH'];
+  return env;
+}
+
 async function run(o: RunOptions): Promise<void> {
   const config = await resolveConfig(o);
   const stateFile = config.stateFile;
   if (stateFile !== undefined) await checkStateFile(stateFile);
+  const env = takeSystemdEnv();
   const logger = createLogger(config.logLevel);
+  const notifier = createNotifier(env, logger, { pid: process.pid, monotonicMicros });
+  // Before anything opens a socket or starts a child (the notifier's READY=1 comes later):
+  // the descriptors LISTEN_FDS names must still be the ones systemd passed.
+  const inherited = parseListenFds(env, process.pid);
+  for (const reason of inherited.problems) logger.warn({ event: EVENTS.activationIgnored, reason }, 'inherited sockets ignored');
+  const activation = await adoptInherited(inherited.fds, config.frontends, logger);
   let tether: Tether;
   let admin: AdminServer | undefined;
   let saver: StateSaver | undefined;
   let token = config.admin?.tokenFile === undefined ? undefined : await readToken(config.admin.tokenFile);
   try {
     const state = stateFile === undefined ? undefined : await readStateFile(stateFile, logger, realClock);
-    tether = await startTether(config, { logger, clock: realClock, rng: realRng, ...(state ? { restore: state.restore.bind(state) } : {}) });
+    tether = await startTether(config, { logger, clock: realClock, rng: realRng, ...(state ? { restore: state.restore.bind(state) } : {}) }, activation);
     state?.report(logger);
     if (stateFile !== undefined) {
       const running = tether;
@@ -374,9 +404,12 @@ async function run(o: RunOptions): Promise<void> {
   }
   const onHangup = (): void => {
     logger.info({ event: 'signal', signal: 'SIGHUP' }, 'reload requested');
-    reload().catch(() => undefined);
+    // RELOADING=1 … READY=1 around it, so `systemctl reload` waits for the outcome.
+    notifyReload(notifier, reload).catch(() => undefined);
   };
   process.on('SIGHUP', onHangup);
+  const listeners = tether.frontends.reduce((n, f) => n + f.listeners.length, 0);
+  notifier.ready(`serving ${String(config.frontends.length)} frontend(s) on ${String(listeners)} listener(s)`);
   await new Promise<void>((resolve) => {
     let stopping = false;
     const onSignal = (signal: NodeJS.Signals): void => {
@@ -386,6 +419,7 @@ async function run(o: RunOptions): Promise<void> {
         process.exit(1);
       }
       stopping = true;
+      notifier.stopping();
       logger.info({ event: 'signal', signal }, 'graceful stop requested');
       process.off('SIGHUP', onHangup);
       // Saved after the stop: connections still open during the grace period may pin keys.
@@ -397,11 +431,18 @@ async function run(o: RunOptions): Promise<void> {
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   });
+  await notifier.close();
   await flushLog(logger);
 }
 
-/** Builds the commander program (exported for tests of --help). */
-export function buildProgram(): Command {
+/** bin/tether, for the ExecStart of `systemd-unit` (this file is dist/lib/cli/main.js). */
+const BIN_TETHER = fileURLToPath(new URL('../../../bin/tether', import.meta.url));
+
+/**
+ * Builds the commander program (exported for tests of --help). `argv` is the command line it
+ * will parse; `systemd-unit` copies its flags from it.
+ */
+export function buildProgram(argv: readonly string[] = process.argv): Command {
   const program = new Command('tether');
   program
     .description('Layer-4 TCP/TLS proxy with session affinity')
@@ -418,6 +459,7 @@ Examples:
   tether --listen 0.0.0.0:10000-10099 --backend 10.0.0.1 --backend 10.0.0.2
   tether --config /etc/tether/tether.yaml
   tether check --config /etc/tether/tether.yaml
+  tether systemd-unit --config /etc/tether/tether.yaml > /etc/systemd/system/tether.service
   tether demo`,
     );
   addRunOptions(program).action(async (o: RunOptions) => {
@@ -432,6 +474,22 @@ Examples:
     const config = await resolveConfig({ ...program.opts<RunOptions>(), ...o });
     const n = config.frontends.length;
     process.stdout.write(`tether: configuration ok (${String(n)} frontend${n === 1 ? '' : 's'})\n`);
+  });
+  addRunOptions(
+    program
+      .command('systemd-unit')
+      .description('validate the flags as `tether` would, then print a hardened systemd service unit running tether with them (or, with --socket, the matching socket unit)')
+      .option('--user <NAME>', 'User= to run as (default: DynamicUser=yes, a fresh unprivileged user)')
+      .option('--exec <PATH>', 'absolute path of the tether executable for ExecStart (default: this node running this bin/tether)')
+      .option('--socket', 'print the .socket unit for socket activation (systemd binds the --listen addresses)'),
+  ).action(async (o: RunOptions & UnitOptions) => {
+    const all = { ...program.opts<RunOptions>(), ...o };
+    const config = await resolveConfig(all);
+    const cwd = process.cwd();
+    const launcher = o.exec === undefined ? [process.execPath, BIN_TETHER] : [o.exec];
+    const out = buildUnit(config, { ...o, configFile: all.config }, runFlagsFrom(argv.slice(2), cwd), launcher, cwd);
+    for (const w of out.warnings) process.stderr.write(`tether: warning: ${w}\n`);
+    process.stdout.write(out.text);
   });
   program
     .command('demo')
@@ -454,7 +512,7 @@ Examples:
 
 /** Entry point used by bin/tether. Sets process.exitCode; exits explicitly only when needed. */
 export async function main(argv: readonly string[]): Promise<void> {
-  const program = buildProgram();
+  const program = buildProgram(argv);
   for (const cmd of [program, ...program.commands]) {
     cmd.exitOverride();
     cmd.configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `tether: ${s}` : s) });

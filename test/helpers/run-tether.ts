@@ -30,9 +30,16 @@ export interface RunningTether {
 /**
  * Starts tether with `args`. Resolves once `readyCount` listen.ready lines have been seen
  * (0: do not wait — for runs expected to fail). Rejects when the process exits first.
+ * `launcher` runs first and is given `node bin/tether ARGS` to exec (a wrapper that passes
+ * listening sockets, for example).
  */
-export async function runTether(args: readonly string[], opts: { readyCount?: number; env?: NodeJS.ProcessEnv } = {}): Promise<RunningTether> {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
+export async function runTether(
+  args: readonly string[],
+  opts: { readyCount?: number; env?: NodeJS.ProcessEnv; launcher?: readonly [string, ...string[]] } = {},
+): Promise<RunningTether> {
+  const argv = [process.execPath, BIN, ...args];
+  const [file, ...rest] = opts.launcher ? [...opts.launcher, ...argv] : argv;
+  const child = spawn(file ?? process.execPath, rest, { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
   const lines: LogLine[] = [];
   const ports: number[] = [];
   let out = '';

@@ -24,7 +24,7 @@ import { peek } from './peek/collect.js';
 import { responseHeadRewriter, tlsLearner, type Pin } from './pipe/learn.js';
 import { selectPool } from './place/route.js';
 import { realTimers, type Clock, type Rng, type Timers } from './clock.js';
-import type { BalanceKind, Config, FrontendConfig } from './config/types.js';
+import type { BackendSpec, BalanceKind, Config, FrontendConfig } from './config/types.js';
 import { dial } from './connect/dial.js';
 import { TICKET_PROBE_INTERVAL_MS, probeTicketKeyName } from './connect/ticket-probe.js';
 import { TetherError, errorCode, type Termination } from './errors.js';
@@ -66,6 +66,8 @@ export interface PoolRuntime {
   readonly backendNames: ReadonlySet<string>;
   /** Clients waiting for a backend below its max-conns. */
   readonly queue: WaitQueue;
+  /** Backends a reload removed that still drain (open connections or pinned keys). */
+  readonly retiring: ReadonlySet<string>;
 }
 
 /** What an imap/pop3 frontend needs at run time. */
@@ -686,22 +688,45 @@ function poolRuntime(name: string, backends: FrontendConfig['backends'], balance
   const queue = prev?.queue ?? new WaitQueue(config.queueSize, config.queueTimeoutMs, deps.timers ?? realTimers);
   queue.capacity = config.queueSize;
   queue.timeoutMs = config.queueTimeoutMs;
+  const nowMs = deps.clock.now();
   let table = prev?.table;
   if (table) {
-    table.resize(config.affinityTimeoutMs, config.affinityMaxEntries, deps.clock.now());
+    table.resize(config.affinityTimeoutMs, config.affinityMaxEntries, nowMs);
   } else {
     table = new AffinityTable(config.affinityTimeoutMs, config.affinityMaxEntries);
     deps.restore?.(config.name, name, table, backendNames);
   }
+  const retiring = prev ? retiringSpecs(prev, backendNames, table, config.affinityTimeoutMs, nowMs) : [];
   return {
     name,
-    pool: new Pool(backends, { nowMs: deps.clock.now(), ...(h.check === 'none' ? {} : { checks: { rise: h.rise, fall: h.fall } }), ...(prev ? { carried: prev.pool.backends } : {}) }),
+    pool: new Pool([...backends, ...retiring], { nowMs, ...(h.check === 'none' ? {} : { checks: { rise: h.rise, fall: h.fall } }), ...(prev ? { carried: prev.pool.backends } : {}) }),
     table,
     balancer: prev?.balance === balance ? prev.balancer : createBalancer(balance, deps.rng),
     balance,
     backendNames,
     queue,
+    retiring: new Set(retiring.map((b) => b.name)),
   };
+}
+
+/**
+ * Backends a reload removed from a pool but that still have clients: open connections, or live
+ * affinity entries. They stay in the pool draining — no new keys, pinned clients still come —
+ * for at most one affinity timeout, after which no entry can still name them; a later reload
+ * drops them once nothing uses them.
+ */
+function retiringSpecs(prev: PoolRuntime, keep: ReadonlySet<string>, table: AffinityTable, affinityTimeoutMs: number, nowMs: number): BackendSpec[] {
+  const gone = prev.pool.backends.filter((b) => !keep.has(b.name));
+  if (gone.length === 0) return [];
+  const pinned = new Set<string>();
+  for (const e of table.list(nowMs)) pinned.add(e.backend);
+  return gone
+    .filter((b) => b.active > 0 || pinned.has(b.name))
+    .map((b) => {
+      // Already retiring: keep its deadline (setAdmin only ever brings a drain deadline forward).
+      const drainMs = b.spec.admin === 'drain' && b.spec.drainMs !== undefined ? b.spec.drainMs : affinityTimeoutMs;
+      return { ...b.spec, admin: 'drain' as const, drainMs };
+    });
 }
 
 /**
@@ -811,10 +836,12 @@ interface Staged {
   readonly bound: Listener[];
 }
 
-/** Backend names of every pool of a frontend, as `pool/backend`. */
+/** The configured backends of every pool of a frontend (not retiring ones), as `frontend/pool/backend`. */
 function backendIds(fe: Frontend): Set<string> {
   const ids = new Set<string>();
-  for (const pr of fe.pools.values()) for (const b of pr.pool.backends) ids.add(`${fe.config.name}/${pr.name}/${b.name}`);
+  for (const pr of fe.pools.values()) {
+    for (const b of pr.pool.backends) if (!pr.retiring.has(b.name)) ids.add(`${fe.config.name}/${pr.name}/${b.name}`);
+  }
   return ids;
 }
 

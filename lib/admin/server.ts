@@ -10,9 +10,11 @@ import type { Clock } from '../clock.js';
 import { TetherError, errorCode } from '../errors.js';
 import { EVENTS, flushSoon, keyHash, type Logger } from '../log.js';
 import type { RunningFrontend, Tether } from '../proxy.js';
-import { AdminError, dumpEntries, flushEntries, frontendNamed, frontendsView, moveEntry, poolsNamed, tableValue, type KeySelector } from './view.js';
+import { AdminError, dumpEntries, flushEntries, frontendNamed, frontendsView, moveEntry, poolsNamed, setBackendState, tableValue, type KeySelector } from './view.js';
 import { tableKey } from '../affinity/chain.js';
 import { explain } from './explain.js';
+import { BACKEND_ADMIN_STATES, type BackendAdmin } from '../config/types.js';
+import { parseDuration } from '../cli/flags.js';
 
 /** Largest request body read (JSON parameters only). */
 const MAX_BODY_BYTES = 64 * 1024;
@@ -164,6 +166,31 @@ async function route(method: string, path: string, p: Params, deps: AdminDeps): 
       flushSoon(deps.logger);
       return { status: 200, json: { frontend: f.name, ...r, to: backend } };
     }
+    case 'POST /backends/state': {
+      const f = frontendNamed(tether, p['frontend']);
+      const name = p['backend'];
+      const state = p['state'];
+      if (name === undefined) throw new AdminError(400, 'backend-required', 'name the backend: backend=');
+      if (state === undefined || !(BACKEND_ADMIN_STATES as readonly string[]).includes(state)) {
+        throw new AdminError(400, 'bad-state', `state= takes one of ${BACKEND_ADMIN_STATES.join(', ')}`);
+      }
+      let deadline: number | undefined;
+      if (p['deadline'] !== undefined) {
+        if (state !== 'drain') throw new AdminError(400, 'bad-deadline', 'deadline= goes with state=drain only');
+        try {
+          deadline = parseDuration(p['deadline']);
+        } catch (e) {
+          throw new AdminError(400, 'bad-deadline', e instanceof Error ? e.message : 'deadline= takes a duration such as 30m');
+        }
+      }
+      const results = setBackendState(f, poolsNamed(f, p['pool']), name, state as BackendAdmin, deadline, now);
+      for (const r of results) {
+        if (!r.changed) continue;
+        deps.logger.info({ event: EVENTS.adminState, frontend: f.name, pool: r.pool, backend: name, admin: state, state: r.state, ...(deadline === undefined ? {} : { deadlineMs: deadline }) }, 'backend state set');
+      }
+      flushSoon(deps.logger);
+      return { status: 200, json: { frontend: f.name, backend: name, pools: results } };
+    }
     case 'GET /explain': {
       const f = frontendNamed(tether, p['frontend']);
       return { status: 200, json: { ...(await explain(f, p, now)) } };
@@ -180,7 +207,7 @@ async function route(method: string, path: string, p: Params, deps: AdminDeps): 
       }
     }
     default: {
-      const known = ['/health', '/metrics', '/frontends', '/explain', '/affinity', '/affinity/lookup', '/affinity/flush', '/affinity/move', '/reload'];
+      const known = ['/health', '/metrics', '/frontends', '/explain', '/backends/state', '/affinity', '/affinity/lookup', '/affinity/flush', '/affinity/move', '/reload'];
       if (known.includes(path)) throw new AdminError(405, 'method-not-allowed', `${method} is not served on ${path}`);
       throw new AdminError(404, 'not-found', `no admin route ${path}`);
     }

@@ -5,11 +5,11 @@ import { formatAddress } from '../accept/port-range.js';
 import { tableKey } from '../affinity/chain.js';
 import { sourceNetwork } from '../affinity/source.js';
 import { keyHash } from '../log.js';
-import type { Backend, Pool } from '../place/pool.js';
+import type { Backend, BackendState, Pool } from '../place/pool.js';
+import type { BackendAdmin } from '../config/types.js';
 import type { PoolRuntime, RunningFrontend, Tether } from '../proxy.js';
 
-export const BACKEND_STATES = ['up', 'down', 'draining', 'maint'] as const;
-export type BackendState = (typeof BACKEND_STATES)[number];
+export const BACKEND_STATES = ['up', 'down', 'draining', 'maint'] as const satisfies readonly BackendState[];
 
 /** An admin request that cannot be served: HTTP status, a stable code and a message. */
 export class AdminError extends Error {
@@ -25,16 +25,23 @@ export class AdminError extends Error {
 
 /** The state operators see for a backend at `nowMs`. */
 export function backendState(pool: Pool, b: Backend, nowMs: number): BackendState {
-  return pool.isUp(b, nowMs) ? 'up' : 'down';
+  return pool.state(b, nowMs);
 }
 
-export function backendView(pool: Pool, b: Backend, nowMs: number): Record<string, unknown> {
+export function backendView(pr: PoolRuntime, b: Backend, nowMs: number): Record<string, unknown> {
+  const pool = pr.pool;
   return {
     name: b.name,
     address: formatAddress(b.spec.host, b.spec.port ?? 0),
     weight: b.weight,
     backup: b.spec.backup,
+    maxConns: b.spec.maxConns ?? null,
     state: backendState(pool, b, nowMs),
+    admin: b.admin,
+    drainDeadlineInMs: b.drainDeadlineMs === undefined ? null : Math.max(0, b.drainDeadlineMs - nowMs),
+    // Removed from the config by a reload: draining until its clients are gone.
+    removed: pr.retiring.has(b.name),
+    lastCheck: b.lastCheck ? { ok: b.lastCheck.ok, agoMs: nowMs - b.lastCheck.atMs, ...(b.lastCheck.code === undefined ? {} : { code: b.lastCheck.code }) } : null,
     active: b.active,
     total: b.total,
     connectFailures: b.failures,
@@ -61,7 +68,8 @@ export function frontendsView(tether: Tether, nowMs: number): Record<string, unk
         name: pr.name,
         balance: pr.balance,
         table: { entries: pr.table.size, maxEntries: pr.table.maxEntries, idleMs: pr.table.idleMs, ...pr.table.stats },
-        backends: pr.pool.backends.map((b) => backendView(pr.pool, b, nowMs)),
+        queue: { waiting: pr.queue.size, capacity: pr.queue.capacity },
+        backends: pr.pool.backends.map((b) => backendView(pr, b, nowMs)),
       })),
     };
   });
@@ -194,4 +202,18 @@ export function moveEntry(f: RunningFrontend, pr: PoolRuntime, sel: KeySelector,
   }
   const k = splitTableKey(key);
   return { kind: k.kind, hash: keyHash(k.value), from, closed };
+}
+
+/**
+ * Sets backend `name`'s operator state in `pools` (every pool of the frontend that has it when
+ * no pool was named). `deadlineMs`: for drain, how long pinned clients may still come.
+ */
+export function setBackendState(f: RunningFrontend, pools: readonly PoolRuntime[], name: string, admin: BackendAdmin, deadlineMs: number | undefined, nowMs: number): { pool: string; changed: boolean; state: BackendState }[] {
+  const hits = pools.filter((pr) => pr.pool.get(name) !== undefined);
+  if (hits.length === 0) throw new AdminError(404, 'no-such-backend', `frontend ${f.name} has no backend named ${JSON.stringify(name)}${pools.length === 1 ? ` in pool ${pools[0]?.name ?? ''}` : ''}`);
+  return hits.map((pr) => {
+    const changed = pr.pool.setAdmin(name, admin, { nowMs, ...(admin === 'drain' && deadlineMs !== undefined ? { deadlineMs: nowMs + deadlineMs } : {}) });
+    const b = pr.pool.get(name) as Backend;
+    return { pool: pr.name, changed, state: pr.pool.state(b, nowMs) };
+  });
 }

@@ -220,3 +220,50 @@ t.test('explain predicts the choice, says why, and changes nothing', async (t) =
   t.equal((await admin(adminPort, 'GET', '/explain?tls-session=zz')).status, 400, 'bad hex refused');
   t.equal((await admin(adminPort, 'GET', '/explain?pool=nope')).status, 404);
 });
+
+t.test('backend state over the API: drain keeps pinned keys, maint moves them, ready restores', async (t) => {
+  const bs = await backends(t, ['a', 'b', 'c']);
+  const { rt, port, adminPort } = await withAdmin(t, [...backendFlags(bs), '--affinity', 'source', '--balance', 'hash']);
+  const sources = Array.from({ length: 15 }, (_, i) => `127.0.4.${String(i + 1)}`);
+  const first = new Map<string, string>();
+  for (const s of sources) first.set(s, await whoAnswers(port, { localAddress: s }));
+  const target = first.get(sources[0]!)!;
+  const pinned = sources.filter((s) => first.get(s) === target);
+
+  const set = (body: object) => admin(adminPort, 'POST', '/backends/state', { body });
+  const d = await set({ backend: target, state: 'drain' });
+  t.equal(d.status, 200);
+  t.match(d.json, { backend: target, pools: [{ pool: 'default', changed: true, state: 'draining' }] });
+  await rt.waitFor((l) => l.event === 'backend.state' && l['backend'] === target && l['admin'] === 'drain');
+  for (const s of pinned) t.equal(await whoAnswers(port, { localAddress: s }), target, `${s} pinned to ${target}: still served there while draining`);
+  const fresh = await Promise.all(Array.from({ length: 20 }, (_, i) => whoAnswers(port, { localAddress: `127.0.5.${String(i + 1)}` })));
+  t.notOk(fresh.includes(target), 'no new key goes to the draining backend');
+  const view = (await admin(adminPort, 'GET', '/frontends')).json as { pools: { backends: { name: string; state: string; admin: string }[] }[] }[];
+  t.match(view[0]?.pools[0]?.backends.find((b) => b.name === target), { state: 'draining', admin: 'drain' });
+  const m = parseExposition((await admin(adminPort, 'GET', '/metrics')).text);
+  t.equal(sampleValue(m, 'tether_backend_state', { backend: target, state: 'draining' }), 1, 'metrics say draining');
+
+  t.match((await set({ backend: target, state: 'maint' })).json, { pools: [{ state: 'maint' }] });
+  for (const s of pinned) t.not(await whoAnswers(port, { localAddress: s }), target, `${s} re-placed off the backend in maintenance`);
+  for (const s of sources.filter((x) => first.get(x) !== target)) t.equal(await whoAnswers(port, { localAddress: s }), first.get(s), `${s} (not pinned there) did not move`);
+
+  t.match((await set({ backend: target, state: 'ready' })).json, { pools: [{ state: 'up' }] });
+  const again = await Promise.all(Array.from({ length: 30 }, (_, i) => whoAnswers(port, { localAddress: `127.0.6.${String(i + 1)}` })));
+  t.ok(again.includes(target), 'ready again: new keys reach it');
+
+  const errors: [object, number, string][] = [
+    [{ state: 'drain' }, 400, 'backend-required'],
+    [{ backend: target, state: 'sleep' }, 400, 'bad-state'],
+    [{ backend: target, state: 'maint', deadline: '5m' }, 400, 'bad-deadline'],
+    [{ backend: target, state: 'drain', deadline: 'soon' }, 400, 'bad-deadline'],
+    [{ backend: 'zz', state: 'drain' }, 404, 'no-such-backend'],
+  ];
+  for (const [body, status, code] of errors) {
+    const r = await set(body);
+    t.equal(r.status, status, JSON.stringify(body));
+    t.equal((r.json as { error?: string }).error, code);
+  }
+  t.match((await set({ backend: target, state: 'drain', deadline: '1ms' })).json, { pools: [{ changed: true }] });
+  await new Promise((r) => setTimeout(r, 20));
+  t.match(((await admin(adminPort, 'GET', '/frontends')).json as { pools: { backends: { name: string; state: string }[] }[] }[])[0]?.pools[0]?.backends.find((b) => b.name === target), { state: 'maint' }, 'a drain past its deadline takes no clients');
+});

@@ -209,11 +209,13 @@ export function moveEntry(f: RunningFrontend, pr: PoolRuntime, sel: KeySelector,
  * no pool was named). `deadlineMs`: for drain, how long pinned clients may still come.
  */
 export function setBackendState(f: RunningFrontend, pools: readonly PoolRuntime[], name: string, admin: BackendAdmin, deadlineMs: number | undefined, nowMs: number): { pool: string; changed: boolean; state: BackendState }[] {
-  const hits = pools.filter((pr) => pr.pool.get(name) !== undefined);
+  const hits = pools.flatMap((pr) => {
+    const b = pr.pool.get(name);
+    return b ? [{ pr, b }] : [];
+  });
   if (hits.length === 0) throw new AdminError(404, 'no-such-backend', `frontend ${f.name} has no backend named ${JSON.stringify(name)}${pools.length === 1 ? ` in pool ${pools[0]?.name ?? ''}` : ''}`);
-  return hits.map((pr) => {
+  return hits.map(({ pr, b }) => {
     const changed = pr.pool.setAdmin(name, admin, { nowMs, ...(admin === 'drain' && deadlineMs !== undefined ? { deadlineMs: nowMs + deadlineMs } : {}) });
-    const b = pr.pool.get(name) as Backend;
     return { pool: pr.name, changed, state: pr.pool.state(b, nowMs) };
   });
 }

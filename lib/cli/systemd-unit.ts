@@ -66,7 +66,7 @@ function filesRead(config: Config): string[] {
 }
 
 /** Directories the service cannot see: ProtectHome=yes empties the first, PrivateTmp=yes the others. */
-const HIDDEN_DIRS: readonly { readonly dir: string; readonly by: string }[] = [
+export const HIDDEN_DIRS: readonly { readonly dir: string; readonly by: string }[] = [
   { dir: '/home', by: 'ProtectHome=yes' },
   { dir: '/root', by: 'ProtectHome=yes' },
   { dir: '/run/user', by: 'ProtectHome=yes' },
@@ -84,7 +84,7 @@ export interface UnitOutput {
  * Builds the unit for a validated `config`. `runFlags` are the flags for ExecStart (see
  * runFlagsFrom); `launcher` is how to start tether: `[node, bin/tether]`, or `[--exec PATH]`.
  * Throws TETHER_ERR_USAGE for options systemd cannot take. Reads the file system only to warn
- * about files the service will not be able to read.
+ * about files the service will not be able to read; `hiddenDirs`: the folders the unit hides.
  */
 export function buildUnit(
   config: Config,
@@ -92,6 +92,7 @@ export function buildUnit(
   runFlags: readonly string[],
   launcher: readonly string[],
   cwd: string,
+  hiddenDirs: typeof HIDDEN_DIRS = HIDDEN_DIRS,
 ): UnitOutput {
   const problems: string[] = [];
   if (o.user !== undefined && !isUnitUserName(o.user)) problems.push(`--user: expected a user name (letters, digits, '_', '-') or a UID, got ${JSON.stringify(o.user)}`);
@@ -121,7 +122,7 @@ export function buildUnit(
   const read = [...files, ...(o.configFile === undefined ? [] : [o.configFile])].map((f) => path.resolve(cwd, f));
   const warnings: string[] = [];
   for (const p of new Set([...launcher.filter((a) => path.isAbsolute(a)), ...read, ...(relative ? [cwd] : [])])) {
-    const hidden = HIDDEN_DIRS.find((h) => p === h.dir || p.startsWith(`${h.dir}/`));
+    const hidden = hiddenDirs.find((h) => p === h.dir || p.startsWith(`${h.dir}/`));
     if (hidden !== undefined) warnings.push(`${p} is under ${hidden.dir}, which ${hidden.by} hides from the service: move it (e.g. to /opt or /etc/tether), or edit the unit`);
   }
   if (o.user === undefined) {

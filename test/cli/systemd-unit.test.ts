@@ -82,10 +82,11 @@ t.test('buildUnit: warnings about files the service will not be able to read', (
   chmodSync(path.join(dir, 'secret.pem'), 0o600);
   const mail = (tlsCert: string, tlsKey: string): Parameters<typeof frontendWithDefaults>[0] => ({ protocol: 'imap', mail: { tls: 'implicit', tlsCert, tlsKey } });
   const abs = (f: string): string => path.join(dir, f);
-  const out = buildUnit(config(mail(abs('open.pem'), abs('secret.pem'))), {}, [], LAUNCHER, '/srv');
+  // Fixtures live wherever the checkout is (maybe under /tmp or /home): hide no folder here.
+  const out = buildUnit(config(mail(abs('open.pem'), abs('secret.pem'))), {}, [], LAUNCHER, '/srv', []);
   t.same(out.warnings, [`${abs('secret.pem')} is not readable by other users, and DynamicUser=yes runs tether as a fresh one: use --user NAME with a user that can read it, or loosen its mode`]);
-  t.same(buildUnit(config(mail(abs('open.pem'), abs('secret.pem'))), { user: 'tether' }, [], LAUNCHER, '/srv').warnings, [], 'a named user may well read it');
-  t.same(buildUnit(config(mail(abs('open.pem'), abs('gone.pem'))), {}, [], LAUNCHER, '/srv').warnings, [`${abs('gone.pem')} does not exist (yet): tether reads it at start`]);
+  t.same(buildUnit(config(mail(abs('open.pem'), abs('secret.pem'))), { user: 'tether' }, [], LAUNCHER, '/srv', []).warnings, [], 'a named user may well read it');
+  t.same(buildUnit(config(mail(abs('open.pem'), abs('gone.pem'))), {}, [], LAUNCHER, '/srv', []).warnings, [`${abs('gone.pem')} does not exist (yet): tether reads it at start`]);
   const hidden = buildUnit(config(), { user: 'tether' }, [], ['/root/.nvm/node', '/home/me/tether/bin/tether'], '/srv');
   t.same(hidden.warnings, [
     '/root/.nvm/node is under /root, which ProtectHome=yes hides from the service: move it (e.g. to /opt or /etc/tether), or edit the unit',
@@ -100,7 +101,7 @@ t.test('buildUnit: a config file with relative paths gets the working directory 
   chmodSync(path.join(dir, 'c.pem'), 0o644);
   chmodSync(path.join(dir, 'tether.yaml'), 0o644);
   const cfg = config({ protocol: 'imap', mail: { tls: 'implicit', tlsCert: 'c.pem', tlsKey: 'c.pem' } });
-  const out = buildUnit(cfg, { configFile: path.join(dir, 'tether.yaml') }, ['--config', path.join(dir, 'tether.yaml')], LAUNCHER, dir);
+  const out = buildUnit(cfg, { configFile: path.join(dir, 'tether.yaml') }, ['--config', path.join(dir, 'tether.yaml')], LAUNCHER, dir, []);
   t.match(out.text, new RegExp(`^WorkingDirectory=${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'));
   t.same(out.warnings, []);
   t.notMatch(buildUnit(cfg, {}, [], LAUNCHER, dir).text, /^WorkingDirectory=/m, 'flags were made absolute: no working directory needed');

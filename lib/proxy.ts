@@ -211,7 +211,8 @@ export interface RunningFrontend {
 /** What a reload changed, for the log line and the admin API. */
 export interface ReloadReport {
   readonly frontends: { readonly added: string[]; readonly removed: string[]; readonly kept: string[] };
-  readonly listeners: { readonly kept: number; readonly added: number; readonly closed: number };
+  /** moved: bound sockets handed to another frontend (renamed, or the address moved). */
+  readonly listeners: { readonly kept: number; readonly moved: number; readonly added: number; readonly closed: number };
   readonly backends: { readonly added: string[]; readonly removed: string[] };
 }
 
@@ -771,13 +772,43 @@ function startTimers(fe: Frontend, deps: Deps): () => void {
 
 const addressKey = (a: BindAddress): string => `${a.host}|${String(a.port)}`;
 
-/** Binds `addresses` for `rf` (one listener each). Rejects with TETHER_ERR_LISTEN after closing what it bound. */
-function bindFor(name: string, route: () => Frontend | undefined, addresses: readonly BindAddress[], deps: Deps, activation?: Activation): Promise<Listener[]> {
+/** Where a listener sends its clients; a reload may point it at another frontend. */
+interface Route {
+  name: string;
+  current: () => Frontend | undefined;
+}
+
+/** Each listener's route (see Route), so a reload can hand a bound socket to another frontend. */
+const ROUTES = new WeakMap<Listener, Route>();
+
+/**
+ * Binds `addresses` (one listener each), each with its own route to `current()`. Rejects with
+ * TETHER_ERR_LISTEN after closing what it bound.
+ */
+async function bindFor(name: string, current: () => Frontend | undefined, addresses: readonly BindAddress[], deps: Deps, activation?: Activation): Promise<Listener[]> {
+  const bound: Listener[] = [];
+  try {
+    for (const a of addresses) {
+      const route: Route = { name, current };
+      const [l] = await bindRoute(route, a, deps, activation);
+      if (l) {
+        ROUTES.set(l, route);
+        bound.push(l);
+      }
+    }
+  } catch (e) {
+    await closeListeners(bound);
+    throw e;
+  }
+  return bound;
+}
+
+function bindRoute(route: Route, a: BindAddress, deps: Deps, activation?: Activation): Promise<Listener[]> {
   let lastAcceptErrorMs = -Infinity;
   return listenAll(
-    addresses.map((a) => ({ host: a.host, portLow: a.port, portHigh: a.port })),
+    [{ host: a.host, portLow: a.port, portHigh: a.port }],
     (client) => {
-      const fe = route();
+      const fe = route.current();
       if (!fe) {
         client.destroy();
         return;
@@ -787,7 +818,7 @@ function bindFor(name: string, route: () => Frontend | undefined, addresses: rea
         fe.open.delete(client);
         client.destroy();
         deps.logger.error(
-          { event: EVENTS.internalError, frontend: name, code: 'TETHER_ERR_INTERNAL', err: err instanceof Error ? err.stack : String(err) },
+          { event: EVENTS.internalError, frontend: route.name, code: 'TETHER_ERR_INTERNAL', err: err instanceof Error ? err.stack : String(err) },
           'internal error; connection closed',
         );
       });
@@ -798,11 +829,11 @@ function bindFor(name: string, route: () => Frontend | undefined, addresses: rea
       if (now - lastAcceptErrorMs < 1_000) return;
       lastAcceptErrorMs = now;
       deps.logger.error(
-        { event: EVENTS.acceptError, frontend: name, address: formatAddress(addr.host, addr.port), code: (err as NodeJS.ErrnoException).code },
+        { event: EVENTS.acceptError, frontend: route.name, address: formatAddress(addr.host, addr.port), code: (err as NodeJS.ErrnoException).code },
         'accept failed',
       );
     },
-    activation && ((addr) => activation.take(name, addr)),
+    activation && ((addr) => activation.take(route.name, addr)),
   );
 }
 
@@ -832,7 +863,8 @@ interface Staged {
   readonly isNew: boolean;
   readonly next: Frontend;
   readonly keep: Listener[];
-  readonly close: Listener[];
+  /** Sockets another frontend gives up and this one takes over. */
+  readonly handed: Listener[];
   readonly bound: Listener[];
 }
 
@@ -867,6 +899,27 @@ export async function startTether(initial: Config, deps: Deps, activation?: Acti
 
   async function applyReload(next: Config): Promise<ReloadReport> {
     const byName = new Map(frontends.map((f) => [f.name, f]));
+    const nextWants = new Map(next.frontends.map((fc) => [fc.name, new Set(fc.listen.flatMap(expandListen).map(addressKey))]));
+    // Bound sockets whose frontend no longer wants them: another frontend that now lists the
+    // address takes the socket over (a renamed frontend, an address moved between frontends),
+    // since binding it anew would fail with EADDRINUSE; the rest are closed once in force.
+    // Found by the address asked for and by the one bound (`host:0` became a real port).
+    const spare = new Map<string, Listener>();
+    for (const f of frontends) {
+      for (const l of f.listeners) {
+        if (nextWants.get(f.name)?.has(addressKey(l.requested)) === true) continue;
+        spare.set(addressKey(l.requested), l);
+        spare.set(addressKey(l), l);
+      }
+    }
+    const takeSpare = (a: BindAddress): Listener | undefined => {
+      const l = spare.get(addressKey(a));
+      if (l) {
+        spare.delete(addressKey(l.requested));
+        spare.delete(addressKey(l));
+      }
+      return l;
+    };
     const staged: Staged[] = [];
     const pending: (() => void)[] = [];
     try {
@@ -877,16 +930,30 @@ export async function startTether(initial: Config, deps: Deps, activation?: Acti
         const wanted = new Set(want.map(addressKey));
         const have = new Map((rf?.listeners ?? []).map((l) => [addressKey(l.requested), l]));
         const keep = [...have.values()].filter((l) => wanted.has(addressKey(l.requested)));
-        const close = [...have.values()].filter((l) => !wanted.has(addressKey(l.requested)));
+        const missing = want.filter((a) => !have.has(addressKey(a)));
+        const handed: Listener[] = [];
+        const toBind = missing.filter((a) => {
+          const l = takeSpare(a);
+          if (l) handed.push(l);
+          return !l;
+        });
         // A new frontend's listeners refuse clients until the reload is in force.
         const live = { on: rf !== undefined };
         const target: RunningFrontend = rf ?? { name: fc.name, current: fe, listeners: [], stopTimers: () => undefined };
+        const route = (): Frontend | undefined => (live.on ? target.current : undefined);
         // Pushed before binding so a failure below still closes what this frontend bound.
-        const stage: Staged = { rf: target, isNew: rf === undefined, next: fe, keep, close, bound: [] };
+        const stage: Staged = { rf: target, isNew: rf === undefined, next: fe, keep, handed, bound: [] };
         staged.push(stage);
-        stage.bound.push(...(await bindFor(fc.name, () => (live.on ? target.current : undefined), want.filter((a) => !have.has(addressKey(a))), deps)));
+        stage.bound.push(...(await bindFor(fc.name, route, toBind, deps)));
         pending.push(() => {
           live.on = true;
+          for (const l of handed) {
+            const r = ROUTES.get(l);
+            if (r) {
+              r.name = fc.name;
+              r.current = route;
+            }
+          }
         });
       }
     } catch (e) {
@@ -894,36 +961,36 @@ export async function startTether(initial: Config, deps: Deps, activation?: Acti
       throw e;
     }
     // Everything is read and bound: put the new generation in force.
-    const report = { frontends: { added: [] as string[], removed: [] as string[], kept: [] as string[] }, listeners: { kept: 0, added: 0, closed: 0 }, backends: { added: [] as string[], removed: [] as string[] } };
+    const report = { frontends: { added: [] as string[], removed: [] as string[], kept: [] as string[] }, listeners: { kept: 0, moved: 0, added: 0, closed: 0 }, backends: { added: [] as string[], removed: [] as string[] } };
     const nextFrontends: RunningFrontend[] = [];
     const before = new Set(frontends.flatMap((f) => [...backendIds(f.current)]));
+    for (const p of pending) p();
     for (const st of staged) {
       const rf = st.rf;
       rf.stopTimers();
       rf.current = st.next;
       (st.isNew ? report.frontends.added : report.frontends.kept).push(rf.name);
-      await closeListeners(st.close);
-      rf.listeners = [...st.keep, ...st.bound];
+      rf.listeners = [...st.keep, ...st.handed, ...st.bound];
       rf.stopTimers = startTimers(st.next, deps);
-      logListening(rf.name, st.bound, deps);
+      logListening(rf.name, [...st.handed, ...st.bound], deps);
       report.listeners.kept += st.keep.length;
+      report.listeners.moved += st.handed.length;
       report.listeners.added += st.bound.length;
-      report.listeners.closed += st.close.length;
       nextFrontends.push(rf);
     }
+    const unwanted = new Set(spare.values());
+    await closeListeners([...unwanted]);
+    report.listeners.closed += unwanted.size;
     const kept = new Set(nextFrontends.map((f) => f.name));
     for (const f of frontends) {
       if (kept.has(f.name)) continue;
       f.stopTimers();
-      await closeListeners(f.listeners);
-      report.listeners.closed += f.listeners.length;
       report.frontends.removed.push(f.name);
       retired.push(f.current);
     }
     const after = new Set(nextFrontends.flatMap((f) => [...backendIds(f.current)]));
     report.backends.added.push(...[...after].filter((id) => !before.has(id)));
     report.backends.removed.push(...[...before].filter((id) => !after.has(id)));
-    for (const p of pending) p();
     shared.maxConns = next.maxConns;
     frontends = nextFrontends;
     config = next;

@@ -92,7 +92,7 @@ t.test('SIGHUP: listeners, connections, table and backends across reloads', asyn
   );
   const r2 = await hangup(rt, 1);
   t.equal(r2.event, 'reload.done');
-  t.same(r2['listeners'], { kept: 1, added: 2, closed: 0 }, 'the unchanged listener kept its socket');
+  t.same(r2['listeners'], { kept: 1, moved: 0, added: 2, closed: 0 }, 'the unchanged listener kept its socket');
   t.same(r2['frontends'], { added: ['chat'], removed: [], kept: ['web'] });
   t.same((r2['backends'] as { added: string[] }).added, ['web/default/c', 'chat/default/d']);
   t.equal(rt.lines.filter((l) => l.event === 'listen.ready' && l['port'] === port).length, 1, 'no second bind of the kept port');
@@ -106,12 +106,27 @@ t.test('SIGHUP: listeners, connections, table and backends across reloads', asyn
   const fresh = await Promise.all(Array.from({ length: 20 }, (_, i) => whoAnswers(port, { localAddress: `127.0.1.${String(i + 1)}` })));
   t.ok(fresh.includes('c'), 'new keys reach the added backend');
 
-  // v3: backend b removed, the chat frontend removed, the second listener removed.
+  // v2b: the chat frontend renamed talk, same address: the bound socket is handed over.
+  writeFileSync(
+    file,
+    yaml([
+      { name: 'web', listen: ['127.0.0.1:0', '127.0.0.2:0'], backends: [spec(b['a']!), spec(b['b']!), spec(b['c']!)] },
+      { name: 'talk', listen: [`127.0.0.3:${String(chatPort)}`], backends: [spec(b['d']!)] },
+    ]),
+  );
+  const rename = await hangup(rt, 2);
+  t.equal(rename.event, 'reload.done', `renamed (${JSON.stringify(rename['errors'] ?? '')})`);
+  t.same(rename['listeners'], { kept: 2, moved: 1, added: 0, closed: 0 }, 'the socket moved to the renamed frontend, no re-bind');
+  t.same(rename['frontends'], { added: ['talk'], removed: ['chat'], kept: ['web'] });
+  t.equal(await whoAnswers(chatPort, { host: '127.0.0.3' }), 'd', 'the moved socket serves the renamed frontend');
+  t.ok(await stillEchoes(chatHeld, 'chat-after-rename'), 'the old frontend\'s open connection runs on');
+
+  // v3: backend b removed, the talk frontend removed, the second listener removed.
   writeFileSync(file, yaml([{ name: 'web', listen: ['127.0.0.1:0'], backends: [spec(b['a']!), spec(b['c']!)] }]));
-  const r3 = await hangup(rt, 2);
-  t.same(r3['listeners'], { kept: 1, added: 0, closed: 2 });
-  t.same(r3['frontends'], { added: [], removed: ['chat'], kept: ['web'] });
-  t.same((r3['backends'] as { removed: string[] }).removed, ['web/default/b', 'chat/default/d']);
+  const r3 = await hangup(rt, 3);
+  t.same(r3['listeners'], { kept: 1, moved: 0, added: 0, closed: 2 });
+  t.same(r3['frontends'], { added: [], removed: ['talk'], kept: ['web'] });
+  t.same((r3['backends'] as { removed: string[] }).removed, ['web/default/b', 'talk/default/d']);
   t.ok(await stillEchoes(held, 'after-v3'), 'the connection opened before v2 still carries bytes');
   t.ok(await stillEchoes(chatHeld, 'chat-after-v3'), 'a removed frontend\'s open connection runs on');
   t.ok(await refused('127.0.0.3', chatPort), 'the removed frontend\'s listener is closed');
@@ -124,7 +139,7 @@ t.test('SIGHUP: listeners, connections, table and backends across reloads', asyn
 
   // v4: broken → refused with every problem; the running config stays.
   writeFileSync(file, 'frontends:\n  - listen: 127.0.0.1:0\n    backends: [nonsense=:::]\n    balance: fastest\n');
-  const r4 = await hangup(rt, 3);
+  const r4 = await hangup(rt, 4);
   t.equal(r4.event, 'reload.failed');
   t.equal(r4['code'], 'TETHER_ERR_CONFIG');
   const errors = r4['errors'] as string[];
@@ -138,7 +153,7 @@ t.test('SIGHUP: listeners, connections, table and backends across reloads', asyn
   t.teardown(() => new Promise<void>((r) => blocker.close(() => { r(); })));
   const busy = (blocker.address() as net.AddressInfo).port;
   writeFileSync(file, yaml([{ name: 'web', listen: ['127.0.0.1:0', `127.0.0.1:${String(busy)}`], backends: [spec(b['d']!)] }]));
-  const r5 = await hangup(rt, 4);
+  const r5 = await hangup(rt, 5);
   t.equal(r5.event, 'reload.failed');
   t.equal(r5['code'], 'TETHER_ERR_LISTEN');
   t.ok(['a', 'c'].includes(await whoAnswers(port)), 'old backends still serve after a failed bind');

@@ -47,8 +47,17 @@ function liveGauge<T extends string>(registry: Registry, name: string, help: str
   new Gauge(conf);
 }
 
-/** Builds the registry for one tether. `process`: also Node's default process metrics. */
-export function createMetrics(tether: Tether, clock: Clock, options: { process?: boolean } = {}): Registry {
+/** Reloads so far (SIGHUP and the admin call), counted by whoever runs them. */
+export interface ReloadCounts {
+  ok: number;
+  failed: number;
+}
+
+/**
+ * Builds the registry for one tether. `process`: also Node's default process metrics;
+ * `reloads`: the reload outcomes to expose.
+ */
+export function createMetrics(tether: Tether, clock: Clock, options: { process?: boolean; reloads?: ReloadCounts } = {}): Registry {
   const r = new Registry();
   if (options.process !== false) collectDefaultMetrics({ register: r, prefix: METRIC_PREFIX });
   const frontends = (): Tether['frontends'] => tether.frontends;
@@ -134,6 +143,18 @@ export function createMetrics(tether: Tether, clock: Clock, options: { process?:
       }
     }
   });
+  liveGauge(r, 'queue_waiting', 'Clients waiting in a pool\'s queue for a backend below its max-conns.', ['frontend', 'pool'], (set) => {
+    eachPool((l, pr) => {
+      set(l, pr.queue.size);
+    });
+  });
+  const reloads = options.reloads;
+  if (reloads) {
+    liveCounter(r, 'reloads_total', 'Configuration reloads (SIGHUP or POST /reload) by result: ok, or failed (refused; the old configuration kept serving).', ['result'], (add) => {
+      add({ result: 'ok' }, reloads.ok);
+      add({ result: 'failed' }, reloads.failed);
+    });
+  }
   liveGauge(r, 'affinity_entries', 'Entries in a pool\'s affinity table.', ['frontend', 'pool'], (set) => {
     eachPool((l, pr) => {
       set(l, pr.table.size);

@@ -13,7 +13,7 @@ import { EVENTS, createLogger, flushLog, flushSoon, type LogLevel } from '../log
 import { startTether, type ReloadReport, type Tether } from '../proxy.js';
 import { readFile } from 'node:fs/promises';
 import { startAdmin, type AdminServer } from '../admin/server.js';
-import { createMetrics } from '../admin/metrics.js';
+import { createMetrics, type ReloadCounts } from '../admin/metrics.js';
 import { adoptInherited } from '../systemd/activation.js';
 import { parseListenFds } from '../systemd/listen-fds.js';
 import { createNotifier, notifyReload } from '../systemd/notify.js';
@@ -371,6 +371,7 @@ async function run(o: RunOptions): Promise<void> {
     throw e;
   }
   /** Re-reads flags' files or the config file and applies them; the old config stays on failure. */
+  const reloads: ReloadCounts = { ok: 0, failed: 0 };
   const reload = async (): Promise<ReloadReport> => {
     try {
       const next = await resolveConfig(o);
@@ -380,10 +381,12 @@ async function run(o: RunOptions): Promise<void> {
       const nextToken = next.admin?.tokenFile === undefined ? undefined : await readToken(next.admin.tokenFile);
       const report = await tether.reload(next);
       token = nextToken;
+      reloads.ok++;
       logger.info({ event: EVENTS.reloadDone, ...report }, 'configuration reloaded');
       flushSoon(logger);
       return report;
     } catch (e) {
+      reloads.failed++;
       const errors = e instanceof TetherError ? e.message.split('\n') : [String(e)];
       logger.error({ event: EVENTS.reloadFailed, code: e instanceof TetherError ? e.code : 'TETHER_ERR_INTERNAL', errors }, 'reload refused; the running configuration stays');
       flushSoon(logger);
@@ -394,7 +397,7 @@ async function run(o: RunOptions): Promise<void> {
     try {
       admin = await startAdmin(
         { host: config.admin.host, port: config.admin.port, token: () => token },
-        { tether, registry: createMetrics(tether, realClock), logger, clock: realClock, reload },
+        { tether, registry: createMetrics(tether, realClock, { reloads }), logger, clock: realClock, reload },
       );
     } catch (e) {
       await tether.stop(0);

@@ -10,7 +10,7 @@ import t, { type Test } from 'tap';
 import { runTether, type LogLine, type RunningTether } from '../helpers/run-tether.js';
 import { startBackend, whoAnswers, type TestBackend } from '../helpers/named-backend.js';
 import { holdConnection, waitForCount, type HeldConnection } from '../helpers/e2e-tools.js';
-import { admin } from '../helpers/admin-client.js';
+import { admin, parseExposition, sampleValue } from '../helpers/admin-client.js';
 
 async function backends(t: Test, names: readonly string[]): Promise<Record<string, TestBackend>> {
   const bs = await Promise.all(names.map((n) => startBackend(n)));
@@ -175,6 +175,9 @@ t.test('the admin reload call: 200 with the report, 422 with the problems', asyn
   t.equal(await whoAnswers(rt.ports[0]!), 'b');
   writeFileSync(file, 'frontends: 3\n');
   const bad = await admin(adminPort, 'POST', '/reload');
+  const m = parseExposition((await admin(adminPort, 'GET', '/metrics')).text);
+  t.equal(sampleValue(m, 'tether_reloads_total', { result: 'ok' }), 1);
+  t.equal(sampleValue(m, 'tether_reloads_total', { result: 'failed' }), 1);
   t.equal(bad.status, 422);
   t.match(bad.json, { error: 'TETHER_ERR_CONFIG', issues: [/frontends/] });
   t.equal(await whoAnswers(rt.ports[0]!), 'b', 'old config still serving');

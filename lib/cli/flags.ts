@@ -445,7 +445,7 @@ export const FLAG_TABLE: readonly FlagRow[] = [
   { flags: '--health-timeout <DURATION>', configKey: 'health-timeout', scope: 'frontend', repeatable: false,
     description: 'time one check may take, connect included', defaultText: '2s' },
   { flags: '--health-rise <N>', configKey: 'health-rise', scope: 'frontend', repeatable: false,
-    description: 'passed checks in a row that bring a down backend up (also one that failed a client\'s dial) (1-100)', defaultText: '2' },
+    description: 'passed checks in a row that bring a down backend up (1-100); one down only because a client\'s dial failed is back at its first passing check', defaultText: '2' },
   { flags: '--health-fall <N>', configKey: 'health-fall', scope: 'frontend', repeatable: false,
     description: 'failed checks in a row that take a backend down (1-100); a backend is out after its first failed check at start', defaultText: '3' },
   { flags: '--name <NAME>', configKey: 'name', scope: 'frontend', repeatable: false,

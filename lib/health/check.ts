@@ -23,6 +23,16 @@ export function initialCount(fall: number): HealthCount {
 export const FAILED_COUNT: HealthCount = { up: false, streak: 0 };
 
 /**
+ * The count after a client's dial failed while checks run: down, and one passing check from up.
+ * One refused dial is weaker evidence than `fall` failed checks; the first check that passes
+ * overrules it, so a backend that recovers is back within one check interval. A check that
+ * fails too confirms the verdict, and then `rise` passes are needed, as for any down backend.
+ */
+export function passiveDownCount(rise: number): HealthCount {
+  return { up: false, streak: Math.max(0, rise - 1) };
+}
+
+/**
  * Adds one check result (`ok`) to `count`. An up backend goes down after `fall` failures in a
  * row, a down one comes up after `rise` passes in a row; a result that agrees with the verdict
  * resets the streak. `rise`, `fall` ≥ 1. `transition` is set only when the verdict flips.

@@ -4,7 +4,7 @@
 // verdict (health/check.ts). New keys and un-keyed clients go only to `candidates`; a client
 // the affinity table or a route pins to a backend goes there while it `takesPinned`.
 import type { BackendAdmin, BackendSpec } from '../config/types.js';
-import { FAILED_COUNT, countCheck, initialCount, type HealthCount } from '../health/check.js';
+import { countCheck, initialCount, passiveDownCount, type HealthCount } from '../health/check.js';
 
 /** A backend as reported (logs, admin API, metrics). */
 export type BackendState = 'up' | 'down' | 'draining' | 'maint';
@@ -201,12 +201,12 @@ export class Pool {
 
   /**
    * A client's dial to `b` failed at `nowMs`: holds it down until `nowMs + holdDownMs`, and with
-   * active checks also sets their verdict to down, so `rise` passed checks bring it back (before
-   * the hold-down ends, if they come first). Returns true on an up → down transition.
+   * active checks also sets their verdict to down; the first passing check brings it back
+   * (before the hold-down ends), unless a failing one confirms it first (then `rise` passes). Returns true on an up → down transition.
    */
   markDown(b: Backend, nowMs: number, holdDownMs: number): boolean {
     b.downUntilMs = nowMs + holdDownMs;
-    if (this.checks) b.health = FAILED_COUNT;
+    if (this.checks) b.health = passiveDownCount(this.checks.rise);
     const transition = !b.down;
     b.down = true;
     return transition;

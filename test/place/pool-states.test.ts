@@ -315,3 +315,15 @@ t.test('property: whatever the states, new placements land on ready up backends 
   t.pass('300 random pools');
   t.end();
 });
+
+t.test('a failed dial with checks on: the first passing check brings the backend back (within one interval)', (t) => {
+  const { pool, clock, backend } = setup([spec('a'), spec('b')], { pool: { checks: { rise: 3, fall: 3 } } });
+  const a = backend('a');
+  t.equal(pool.markDown(a, clock.now(), HOLD_DOWN_MS), true);
+  t.equal(pool.state(a, clock.now()), 'down');
+  clock.advance(2_000);
+  t.equal(pool.recordCheck(a, { atMs: clock.now(), ok: true }), 'up', 'one pass overrules one refused dial, rise 3 or not');
+  t.equal(pool.state(a, clock.now()), 'up');
+  t.equal(a.downUntilMs, 0, 'the hold-down is over');
+  t.end();
+});

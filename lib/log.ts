@@ -46,14 +46,27 @@ const LOG_BATCH_BYTES = 4_096;
 /** Longest a log line waits in the batch. Start-up lines are flushed at once (see flushSoon). */
 const LOG_FLUSH_MS = 100;
 
+/** Loggers with a flushSoon() in flight. */
+const flushing = new WeakSet<Logger>();
+
 /** Writes out batched lines now (after start-up events that tests and operators wait for). */
 export function flushSoon(logger: Logger): void {
+  // One flush in flight per logger: each flush() call adds drain/error listeners to the stream
+  // until the write ends, so a burst (thousands of admin calls) piled them up, and removing
+  // them took the event loop for seconds (bench ops). A flush writes all that is buffered;
+  // a line logged while one is in flight goes out with the next one, or the timer's.
+  if (flushing.has(logger)) return;
+  flushing.add(logger);
   try {
-    logger.flush();
+    logger.flush(() => {
+      flushing.delete(logger);
+    });
   } catch {
     // Nothing to flush into (a closed stdout): the lines are lost either way.
+    flushing.delete(logger);
   }
 }
+
 
 /**
  * Builds the root logger. Writes to `dest` (stdout by default) asynchronously;

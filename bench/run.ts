@@ -88,7 +88,7 @@ interface Settings {
   /** Longest wait for a quiet machine before one measurement, and in the whole run. */
   readonly quietWaitMs: number;
   readonly quietBudgetMs: number;
-  /** The ops section; its repeats, loops and warm-up come from the fields above. */
+  /** The ops section; its rounds (repeats + 1), connect loops and idle-connection pacing come from the fields above. */
   readonly ops: Omit<OpsSettings, 'rounds' | 'connectLoops' | 'idleConcurrency' | 'idleTimeLimitMs'>;
 }
 

@@ -13,6 +13,8 @@ export interface Child {
   /** Complete stdout lines seen so far (at most MAX_KEPT_LINES). */
   readonly lines: string[];
   stderr(): string;
+  /** Calls `listener` with every later complete stdout line (kept or not); returns how to stop. */
+  onLine(listener: (line: string) => void): () => void;
 }
 
 /** Output kept per child: enough for a ready line and an error message, bounded for chatty ones. */
@@ -29,13 +31,16 @@ export function spawnNode(name: string, args: readonly string[], stdin: 'pipe' |
   const proc = spawn(process.execPath, [...args], { stdio: [stdin, 'pipe', 'pipe'] });
   if (proc.pid === undefined) throw new Error(`${name}: spawn failed`);
   const lines: string[] = [];
+  const listeners = new Set<(line: string) => void>();
   let pending = '';
   let err = '';
   proc.stdout?.on('data', (d: Buffer) => {
     pending += d.toString();
     let nl;
     while ((nl = pending.indexOf('\n')) >= 0) {
-      if (lines.length < MAX_KEPT_LINES) lines.push(pending.slice(0, nl));
+      const line = pending.slice(0, nl);
+      if (lines.length < MAX_KEPT_LINES) lines.push(line);
+      for (const l of listeners) l(line);
       pending = pending.slice(nl + 1);
     }
   });
@@ -47,7 +52,11 @@ export function spawnNode(name: string, args: readonly string[], stdin: 'pipe' |
       resolve();
     });
   });
-  const child: Child = { name, pid: proc.pid, proc, exited, lines, stderr: () => err };
+  const onLine = (listener: (line: string) => void): (() => void) => {
+    listeners.add(listener);
+    return () => listeners.delete(listener);
+  };
+  const child: Child = { name, pid: proc.pid, proc, exited, lines, stderr: () => err, onLine };
   live.add(child);
   void exited.then(() => live.delete(child));
   return child;
@@ -89,9 +98,46 @@ export function waitForJsonLine<T>(child: Child, pred: (v: unknown) => v is T, t
   });
 }
 
-/** Waits until `child` listens on a TCP port and returns it. */
-export function waitForListenPort(child: Child, timeoutMs = 10_000): Promise<number> {
-  return pollChild(child, 'listening socket', timeoutMs, () => listeningPorts(child.pid)[0]);
+/**
+ * Resolves with the first stdout line of `child` from now on (lines already seen do not count)
+ * that parses as JSON and satisfies `pred`; rejects when `child` exits or after `timeoutMs`.
+ * For lines past MAX_KEPT_LINES, such as the n-th reload of a chatty process.
+ */
+export function waitForNextJsonLine<T>(child: Child, pred: (v: unknown) => v is T, timeoutMs: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const finish = (err: Error | undefined, value?: T): void => {
+      stop();
+      clearTimeout(timer);
+      if (err !== undefined) reject(err);
+      else resolve(value as T);
+    };
+    const stop = child.onLine((line) => {
+      if (!line.startsWith('{')) return;
+      let v: unknown;
+      try {
+        v = JSON.parse(line);
+      } catch {
+        return; // not a JSON line: not the one we wait for
+      }
+      if (pred(v)) finish(undefined, v);
+    });
+    const timer = setTimeout(() => {
+      finish(new Error(`${child.name} (pid ${child.pid}): no such line within ${timeoutMs} ms: ${child.stderr().slice(0, 500)}`));
+    }, timeoutMs);
+    void child.exited.then(() => {
+      finish(new Error(`${child.name} (pid ${child.pid}) exited while a line was awaited: ${child.stderr().slice(0, 500)}`));
+    });
+  });
+}
+
+/** Waits until `child` listens on a TCP port other than those in `except`, and returns it. */
+export function waitForListenPort(child: Child, timeoutMs = 10_000, except: readonly number[] = []): Promise<number> {
+  return pollChild(child, 'listening socket', timeoutMs, () => listeningPorts(child.pid).find((p) => !except.includes(p)));
+}
+
+/** Waits until `child` listens on `port`. */
+export async function waitForPort(child: Child, port: number, timeoutMs = 10_000): Promise<void> {
+  await pollChild(child, `listening socket on port ${port}`, timeoutMs, () => (listeningPorts(child.pid).includes(port) ? true : undefined));
 }
 
 /** SIGTERM `child` (by PID), wait up to `graceMs`, then SIGKILL and wait. Never rejects. */

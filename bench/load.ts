@@ -320,6 +320,93 @@ export async function openIdle(port: number, count: number, concurrency: number,
   return { sockets, errors };
 }
 
+/** The byte the echo probes send. */
+const ECHO_PROBE = Buffer.from([0x65]);
+
+/** Sends one byte on `socket` and waits for it to come back; false on close, error or `timeoutMs`. */
+function echoOnce(socket: net.Socket, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const done = (ok: boolean): void => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('close', onClose);
+      socket.pause();
+      resolve(ok);
+    };
+    const onData = (): void => {
+      done(true);
+    };
+    const onClose = (): void => {
+      done(false);
+    };
+    const timer = setTimeout(() => {
+      done(false);
+    }, timeoutMs);
+    socket.on('data', onData);
+    socket.once('close', onClose);
+    socket.resume();
+    socket.write(ECHO_PROBE);
+  });
+}
+
+/** Connects to the echo server and proves the connection spliced with one echoed byte; rejects after `timeoutMs`. */
+function connectEchoed(port: number, timeoutMs: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: HOST, port, noDelay: true });
+    // A reset of an idle connection shows up in echoAll's count; nothing to do here.
+    socket.on('error', () => undefined);
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`echo on port ${port}: not connected within ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      reject(new Error(`echo on port ${port}: closed before the echo`));
+    });
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      void echoOnce(socket, timeoutMs).then((ok) => {
+        if (ok) {
+          resolve(socket);
+          return;
+        }
+        socket.destroy();
+        reject(new Error(`echo on port ${port}: no echo within ${timeoutMs} ms`));
+      });
+    });
+  });
+}
+
+/**
+ * Opens up to `count` connections to the echo server (`concurrency` at a time), each proven
+ * spliced by one echoed byte, and returns them open and idle; stops early at `timeLimitMs`.
+ * The caller destroys them.
+ */
+export async function openEchoIdle(port: number, count: number, concurrency: number, timeLimitMs: number): Promise<{ sockets: net.Socket[]; errors: number }> {
+  const sockets: net.Socket[] = [];
+  let started = 0;
+  let errors = 0;
+  const stopAtMs = now() + timeLimitMs;
+  const loop = async (): Promise<void> => {
+    while (started < count && now() < stopAtMs) {
+      started++;
+      try {
+        sockets.push(await connectEchoed(port, STALL_GRACE_MS));
+      } catch {
+        errors++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, loop));
+  return { sockets, errors };
+}
+
+/** How many of `sockets` still carry a byte both ways (each gets one echo round trip, all at once). */
+export async function echoAll(sockets: readonly net.Socket[], timeoutMs: number): Promise<number> {
+  const ok = await Promise.all(sockets.map((s) => (s.destroyed ? Promise.resolve(false) : echoOnce(s, timeoutMs))));
+  return ok.filter(Boolean).length;
+}
+
 /** What one attempt of a request loop saw: its latency, and whether the reply carried the caller's marker. */
 interface Attempt {
   readonly latencyMs: number;

@@ -3,12 +3,15 @@
 // and the naive proxy (dist/bench/naive-proxy.js) are child processes; the load runs here.
 // Then the sections, which compare variants of tether's flags instead: the cost of peeking (TLS
 // and HTTP, against --affinity none; servers in dist/bench/peek-backend.js) and IMAP logins
-// (against the servers directly; two dist/bench/imap-server.js processes).
+// (against the servers directly; two dist/bench/imap-server.js processes). Last, "ops" (ops.ts):
+// reload cost (SIGHUP → reload.done) by table size and with idle connections held through it,
+// /metrics scrapes, and new connections/s with SIGHUPs or a scraped --admin vs without.
 //
-//   npm run bench                               default run (about 3–5 minutes)
-//   npm run bench -- --quick                    smaller sizes, shorter runs, no repeats (about 40 s; noisier)
+//   npm run bench                               default run (about 4–6 minutes)
+//   npm run bench -- --quick                    smaller sizes, shorter runs, no repeats (about 50 s; noisier)
 //   npm run bench -- --rows connect,rt          only some rows (ids: see ROW_IDS)
 //   npm run bench -- --rows peek-tls,peek-http,imap-login    only the sections
+//   npm run bench -- --rows ops                 only the operations section (about 30 s; --quick about 10 s)
 //   npm run bench -- --tether-log-level info    tether's log level (default warn)
 //   npm run bench -- --repeats 3                measurements per cell; the best one is reported
 //
@@ -21,7 +24,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { killAllNow, spawnNode, stopAll, stopChild, waitForJsonLine, waitForListenPort, type Child } from './children.js';
 import { bulkDownload, bulkUpload, connectRate, httpRequestRate, imapLoginRate, MIB, openIdle, roundTrips, tlsHelloRate, type LoopResult } from './load.js';
+import { renderOps, runOps, type OpsResult, type OpsSettings } from './ops.js';
 import { readCpuNs, readMachineCpu, readRssKib } from './proc-stats.js';
+import type { Measured, Processes, Sample } from './types.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..', '..');
@@ -39,8 +44,8 @@ type PathName = (typeof PATHS)[number];
 const SECTION_IDS = ['peek-tls', 'peek-http', 'imap-login'] as const;
 type SectionId = (typeof SECTION_IDS)[number];
 
-const ROW_IDS = ['upload-1', 'upload-8', 'download-1', 'connect', 'rt', 'idle-rss', ...SECTION_IDS] as const;
-type RowId = Exclude<(typeof ROW_IDS)[number], SectionId>;
+const ROW_IDS = ['upload-1', 'upload-8', 'download-1', 'connect', 'rt', 'idle-rss', ...SECTION_IDS, 'ops'] as const;
+type RowId = Exclude<(typeof ROW_IDS)[number], SectionId | 'ops'>;
 
 /** File descriptors a process needs besides its connections (listeners, stdio, libuv, node). */
 const FD_HEADROOM = 64;
@@ -83,6 +88,8 @@ interface Settings {
   /** Longest wait for a quiet machine before one measurement, and in the whole run. */
   readonly quietWaitMs: number;
   readonly quietBudgetMs: number;
+  /** The ops section; its rounds (repeats + 1), connect loops and idle-connection pacing come from the fields above. */
+  readonly ops: Omit<OpsSettings, 'rounds' | 'connectLoops' | 'idleConcurrency' | 'idleTimeLimitMs'>;
 }
 
 const DEFAULT_SETTINGS: Settings = {
@@ -115,6 +122,21 @@ const DEFAULT_SETTINGS: Settings = {
   singleTimeLimitMs: 1_000,
   quietWaitMs: 5_000,
   quietBudgetMs: 30_000,
+  ops: {
+    tableSizes: [0, 10_000, 100_000],
+    pinWindow: 256,
+    pinTimeLimitMs: 20_000,
+    reloads: 20,
+    reloadTimeoutMs: 10_000,
+    idleConnections: 1_000,
+    scrapes: 20,
+    scrapeBackends: 50,
+    connectMax: 50_000,
+    connectTimeLimitMs: 1_500,
+    warmupMs: 1_000,
+    hangupIntervalMs: 100,
+    scrapeIntervalMs: 1_000,
+  },
 };
 
 const QUICK_SETTINGS: Settings = {
@@ -136,26 +158,17 @@ const QUICK_SETTINGS: Settings = {
   singleTimeLimitMs: 500,
   quietWaitMs: 0,
   quietBudgetMs: 0,
+  ops: {
+    ...DEFAULT_SETTINGS.ops,
+    tableSizes: [0, 1_000, 10_000],
+    pinTimeLimitMs: 5_000,
+    reloads: 5,
+    idleConnections: 200,
+    scrapes: 5,
+    connectTimeLimitMs: 1_000,
+    warmupMs: 500,
+  },
 };
-
-/** What one measurement returns: the headline value, the work done, and what else it saw. */
-interface Measured {
-  readonly value: number;
-  /** Units of work (MiB, connections, round trips), to put CPU times per unit. */
-  readonly work: number;
-  readonly detail: Readonly<Record<string, unknown>>;
-}
-
-/** One measurement and the CPU time each process used during it. */
-interface Sample extends Measured {
-  /** The proxy process (direct: null), ms. */
-  readonly proxyCpuMs: number | null;
-  readonly backendCpuMs: number;
-  /** This process (the load generator), ms. */
-  readonly loadCpuMs: number;
-  /** Share of the whole machine (all cores) used by processes other than ours, 0..1. */
-  readonly otherCpuShare: number;
-}
 
 /** A table cell: the best of its samples (by the row's direction), or an error. */
 interface Cell {
@@ -180,12 +193,6 @@ interface Row {
 /** The process the load talks to, and the processes behind it. */
 interface Target extends Processes {
   readonly port: number;
-}
-
-/** The processes whose CPU time a measurement records: the proxy (direct: none) and the backends. */
-interface Processes {
-  readonly proxy: Child | undefined;
-  readonly backendPids: readonly number[];
 }
 
 type ServerName = 'sink' | 'source' | 'hello' | 'echo';
@@ -981,6 +988,7 @@ async function main(): Promise<number> {
   const fdLimit = openFilesLimit();
   // The proxy holds two fds per connection (client and backend side), the load one.
   const idleCount = Math.min(s.idleConnections, Math.floor((fdLimit - FD_HEADROOM) / 2));
+  const opsIdle = Math.min(s.ops.idleConnections, Math.floor((fdLimit - FD_HEADROOM) / 2));
   const loadBefore = os.loadavg()[0] ?? NaN;
   const notes = [
     `${cores} CPU cores (${os.cpus()[0]?.model ?? '?'}), Node ${process.version}, Linux ${os.release()}; loopback 127.0.0.1 only.`,
@@ -1005,6 +1013,8 @@ async function main(): Promise<number> {
       ` HTTP server: one 200 with Connection: close). TLS clients: tls.connect, rejectUnauthorized false, no session given, servername ${BENCH_SNI} in every variant.`,
     `imap-login: two dist/bench/imap-server.js processes (a, b). Direct: login i goes to server i % 2; tether: --protocol imap --affinity login places it.` +
       ` tether plain (--affinity none --balance roundrobin) is a TCP hop with no greet, to tell the hop from the login routing. Latency: connect → tagged OK of the LOGIN.`,
+    `ops: tether's operations features (reload, admin API) with vs without them; tether at log-level info where reload.done lines are counted, at ${logLevel} in the --admin pair.` +
+      ` ${opsIdle} idle connections held through reloads; table sizes ${s.ops.tableSizes.map((n) => n.toLocaleString('en-US')).join(', ')}.`,
     `1-minute load average at start: ${loadBefore.toFixed(2)}.`,
   ];
   log(`tether bench${values.quick ? ' (--quick)' : ''}`);
@@ -1012,6 +1022,7 @@ async function main(): Promise<number> {
 
   const rows: Row[] = [];
   const sections: Section[] = [];
+  let ops: OpsResult | undefined;
   const backend = await startBackend();
   const ctx: Context = { s, logLevel, backend, log, quietBudgetMs: s.quietBudgetMs };
   try {
@@ -1047,13 +1058,28 @@ async function main(): Promise<number> {
     } finally {
       await Promise.all([...(peekBackend ? [peekBackend.child] : []), ...imapServers.map((x) => x.child)].map((c) => stopChild(c)));
     }
+    if (wanted.has('ops')) {
+      const opsStartMs = performance.now();
+      log('- ops: reload, /metrics, connections under SIGHUPs and scrapes …');
+      ops = await runOps({
+        // One round more than --repeats: the with/without order flips each round.
+        s: { ...s.ops, idleConnections: opsIdle, rounds: s.repeats + 1, connectLoops: s.connectLoops, idleConcurrency: s.idleConcurrency, idleTimeLimitMs: s.idleTimeLimitMs },
+        tetherBin: TETHER_BIN,
+        logLevel,
+        backend: { pid: backend.child.pid, hello: backend.ports.hello, echo: backend.ports.echo },
+        log,
+        sample: (t, measure) => sample(ctx, t, measure),
+      });
+      log(`  (${((performance.now() - opsStartMs) / 1000).toFixed(1)} s)`);
+    }
   } finally {
     await stopAll();
   }
 
   const failed =
     rows.filter((r) => r.derivedFrom === undefined).reduce((n, r) => n + PATHS.filter((p) => r.cells[p]?.error !== undefined).length, 0) +
-    sections.reduce((n, sec) => n + sec.variants.filter((v) => v.rate.error !== undefined).length, 0);
+    sections.reduce((n, sec) => n + sec.variants.filter((v) => v.rate.error !== undefined).length, 0) +
+    (ops?.problems.length ?? 0);
   const elapsedS = (Date.now() - startedMs) / 1000;
   const loadAfter = os.loadavg()[0] ?? NaN;
   log('');
@@ -1072,9 +1098,14 @@ async function main(): Promise<number> {
     log('  (sections: rate and p50/p99 from the best loaded run, 1-loop p50/p99 from the best one-loop run; tether/backend/load µs: least CPU time of that process per unit over the loaded runs; backend µs sums both IMAP servers; Δ tether µs: over the CPU baseline variant)');
     log('');
   }
+  if (ops !== undefined) {
+    log(renderOps(ops, OTHER_CPU_FLAG_SHARE));
+    log('');
+  }
   const others = [
     ...rows.filter((r) => r.derivedFrom === undefined).flatMap((r) => PATHS.flatMap((p) => r.cells[p]?.samples ?? [])),
     ...sections.flatMap((sec) => sec.variants.flatMap((v) => [...v.rate.samples, ...v.single.samples])),
+    ...(ops?.churn.flatMap((pair) => [...pair.without.samples, ...pair.with.samples]) ?? []),
   ]
     .map((x) => x.otherCpuShare)
     .sort((a, b) => a - b);
@@ -1082,7 +1113,7 @@ async function main(): Promise<number> {
     const pct = (v: number | undefined): string => `${((v ?? NaN) * 100).toFixed(0)}%`;
     log(`other processes used ${pct(others[0])}–${pct(others[others.length - 1])} of the machine during the measurements (median ${pct(others[Math.floor(others.length / 2)])})`);
   }
-  log(`finished in ${elapsedS.toFixed(1)} s; 1-minute load average at end: ${loadAfter.toFixed(2)}${failed > 0 ? `; ${failed} cell(s) FAILED` : ''}`);
+  log(`finished in ${elapsedS.toFixed(1)} s; 1-minute load average at end: ${loadAfter.toFixed(2)}${failed > 0 ? `; ${failed} cell(s) or check(s) FAILED` : ''}`);
 
   mkdirSync(path.dirname(RESULTS_FILE), { recursive: true });
   const json = {
@@ -1109,6 +1140,7 @@ async function main(): Promise<number> {
         r.workUnit === undefined ? undefined : { tether: cpuPerUnitUs(r.cells.tether, 'proxyCpuMs'), naive: cpuPerUnitUs(r.cells.naive, 'proxyCpuMs') },
     })),
     sections: sections.map(sectionJson),
+    ops: ops ?? null,
   };
   const replacer = (_k: string, v: unknown): unknown => (typeof v === 'number' && !Number.isFinite(v) ? null : v);
   writeFileSync(RESULTS_FILE, `${JSON.stringify(json, replacer, 2)}\n`);

@@ -290,11 +290,13 @@ export function parseHostPattern(text: string): string {
   return t;
 }
 
-/** Parses `--admin HOST:PORT` (one port; 0 picks a free one). */
+/** Parses `--admin [HOST:]PORT` (one port; 0 picks a free one); a bare port is on 127.0.0.1. */
 export function parseAdminAddress(text: string): { readonly host: string; readonly port: number } {
+  const bare = /^\d{1,5}$/.test(text.trim()) ? parsePort(text.trim(), true) : undefined;
+  if (bare !== undefined) return { host: '127.0.0.1', port: bare };
   const hp = splitHostPort(text.trim(), false);
   const port = hp?.rest === undefined ? undefined : /^\d{1,5}$/.test(hp.rest) ? parsePort(hp.rest, true) : undefined;
-  if (!hp || !isHost(hp.host) || port === undefined) fail('HOST:PORT (one port, e.g. 127.0.0.1:9900)', text);
+  if (!hp || !isHost(hp.host) || port === undefined) fail('[HOST:]PORT (one port, e.g. 9900 or 127.0.0.1:9900)', text);
   return { host: hp.host, port };
 }
 
@@ -460,8 +462,8 @@ export const FLAG_TABLE: readonly FlagRow[] = [
     description: 'how often --state-file is also saved while running; 0 saves only on stop', defaultText: '1m' },
   { flags: '--log-level <LEVEL>', configKey: 'log-level', scope: 'global', repeatable: false,
     description: `one of ${LOG_LEVELS.join(', ')}`, defaultText: 'info' },
-  { flags: '--admin <HOST:PORT>', configKey: 'admin', scope: 'global', repeatable: false,
-    description: 'serve the admin HTTP API and Prometheus /metrics here (a non-loopback address needs --admin-token-file)' },
+  { flags: '--admin <[HOST:]PORT>', configKey: 'admin', scope: 'global', repeatable: false,
+    description: 'serve the admin HTTP API and Prometheus /metrics here; a bare port is on 127.0.0.1 (a non-loopback address needs --admin-token-file)' },
   { flags: '--admin-token-file <FILE>', configKey: 'admin-token-file', scope: 'global', repeatable: false,
     description: 'file holding the bearer token the admin API requires (re-read on reload)' },
   { flags: '--config <FILE>', configKey: '', scope: 'cli', repeatable: false,

@@ -13,6 +13,7 @@ import {
   parseName,
   parseExpect,
   parseSendString,
+  parseAdminAddress,
 } from '../../lib/cli/flags.js';
 
 const LISTEN_SYNTAX = 'HOST:PORT or HOST:PORT-PORT ([::1]:PORT for IPv6)';
@@ -410,5 +411,14 @@ t.test('parseDuration(`${n}ms`) === n', (t) => {
   );
   fc.assert(fc.property(fc.integer({ min: 0, max: 596 }), (h) => parseDuration(`${String(h)}h`) === h * 3_600_000));
   t.pass();
+  t.end();
+});
+
+t.test('parseAdminAddress: HOST:PORT, or a bare port on loopback', (t) => {
+  t.same(parseAdminAddress('9900'), { host: '127.0.0.1', port: 9900 });
+  t.same(parseAdminAddress('0'), { host: '127.0.0.1', port: 0 });
+  t.same(parseAdminAddress('[::1]:9900'), { host: '::1', port: 9900 });
+  t.same(parseAdminAddress('0.0.0.0:9900'), { host: '0.0.0.0', port: 9900 });
+  for (const bad of ['', '127.0.0.1', '99999', '127.0.0.1:9900-9901', 'x:y', ':9900']) t.throws(() => parseAdminAddress(bad), /\[HOST:\]PORT/, JSON.stringify(bad));
   t.end();
 });

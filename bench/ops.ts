@@ -269,12 +269,10 @@ async function openConnections(t: ConfigTether): Promise<number> {
  * step by step at warn, switches to info for the timed SIGHUPs (reload.done is an info line),
  * then scrapes with the full table and after a flush, with 1 and with many backends.
  *
- * Why the fill runs at warn: every POST /affinity/move calls flushSoon(), i.e. pino's
- * logger.flush(noop), and sonic-boom adds a once('drain') and a once('error') listener (and an
- * fsync on drain) per call while a write is pending. At info a burst of pipelined moves keeps a
- * write pending, the listeners pile up, and the drain removes them one by one (O(n²)): 20,000
- * moves stalled tether's event loop ~2 s, 50,000 for over 2 minutes on the bench machine. At
- * warn nothing is written, so each pending write is short, and the pile-up stays small.
+ * The fill runs at warn: two info lines per move (admin.request, affinity.moved) would only
+ * measure logging. (It once had to: every move flushed the log, and sonic-boom's listeners piled
+ * up while a write was pending — 50,000 moves stalled tether for minutes. flushSoon() now keeps
+ * one flush in flight per logger: 50,000 moves at info take ~3 s.)
  */
 async function reloadAndScrape(env: OpsEnv, dir: string, problems: string[]): Promise<Pick<OpsResult, 'fill' | 'reload' | 'scrape'>> {
   const { s } = env;
@@ -565,7 +563,7 @@ export async function runOps(env: OpsEnv): Promise<OpsResult> {
   const s = env.s;
   const notes = [
     `reload: node bin/tether --config FILE (one frontend, --affinity source, 1 backend: the echo server) --admin; the table filled with POST /affinity/move` +
-      ` (source keys 127.1.x.y, pipelined, ${s.pinWindow} in flight) at log-level warn (at info such a burst stalls tether, see bench/ops.ts), then log-level info for the reloads; per size ${RELOAD_WARMUPS} untimed + ${s.reloads} timed SIGHUPs,` +
+      ` (source keys 127.1.x.y, pipelined, ${s.pinWindow} in flight) at log-level warn (two info lines per move would measure logging), then log-level info for the reloads; per size ${RELOAD_WARMUPS} untimed + ${s.reloads} timed SIGHUPs,` +
       ` time = kill(SIGHUP) → the reload.done line read here (includes the pipe and this process's event loop); tether ms/reload = its CPU time over the timed reloads.`,
     `idle connections: opened through tether to the echo server (1 byte echoed each), held through ${1 + RELOAD_WARMUPS + s.reloads} reloads, then each must echo 1 byte again; tether's open count (GET /frontends) must match.`,
     `scrape: GET /metrics on one keep-alive connection, ${SCRAPE_WARMUPS} untimed + ${s.scrapes} timed (and ${START_WARMUPS} untimed reloads and scrapes when the tether has started); ${s.scrapeBackends} backends = the same tether reloaded to ${s.scrapeBackends} backends on one address (the table survives the reload), then emptied with DELETE /affinity.`,

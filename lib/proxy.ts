@@ -898,6 +898,12 @@ export async function startTether(initial: Config, deps: Deps, activation?: Acti
   let reloading: Promise<unknown> = Promise.resolve();
 
   async function applyReload(next: Config): Promise<ReloadReport> {
+    // Frontends removed earlier whose last connection has ended: nothing to wait for any more.
+    for (const f of [...retired]) {
+      if (f.open.size > 0) continue;
+      retired.splice(retired.indexOf(f), 1);
+      shared.opens.splice(shared.opens.indexOf(f.open), 1);
+    }
     const byName = new Map(frontends.map((f) => [f.name, f]));
     const nextWants = new Map(next.frontends.map((fc) => [fc.name, new Set(fc.listen.flatMap(expandListen).map(addressKey))]));
     // Bound sockets whose frontend no longer wants them: another frontend that now lists the

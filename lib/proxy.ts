@@ -459,30 +459,179 @@ function count(stats: FrontendStats, outcome: Outcome, peekOutcome: string | und
   stats.bytesOut += outcome.bytesOut;
 }
 
+/** One client on its way through the stages; each stage reads and fills it. */
+interface Client {
+  readonly raw: net.Socket;
+  /** The client socket; imap/pop3 replace it with the TLS socket after implicit TLS or STARTTLS. */
+  socket: net.Socket;
+  facts: Facts;
+  /** Where the client connected to (a trusted balancer's header may say otherwise). */
+  destination: { readonly address: string; readonly port: number };
+  /** Whether the peer is a --trusted-proxy balancer (its PROXY header says who the client is). */
+  readonly trusted: boolean;
+  prelude: readonly Buffer[];
+  login?: Login;
+  peekStop?: string;
+  pool?: PoolRuntime;
+  /** The first socket error before the splice: the client went away. */
+  firstError?: string;
+  /** Set by a stop that cut the client while a stage awaited. */
+  cut: boolean;
+}
+
+/** How a stage ended a connection it will not pass on. */
+const stopped = (c: Client, termination: Termination, bytesIn = 0): Outcome => ({
+  // A stop that cut the client overrides whatever the interrupted stage reports.
+  termination: c.cut ? { cause: 'tether', stage: 'shutdown' } : termination,
+  bytesIn,
+  bytesOut: 0,
+  tries: 0,
+});
+
+/**
+ * Stage 1, before a byte is read: the connection limits, then the ACL — for a trusted balancer
+ * on the address its PROXY header carries. Returns an Outcome when the client is refused.
+ */
+async function admit(c: Client, fe: Frontend, deps: Deps, over: ReturnType<typeof acceptLimit>): Promise<Outcome | undefined> {
+  if (over) {
+    // Closed at once, before a byte is read (the socket is still paused). HAProxy stops
+    // accepting at its maxconn instead, leaving clients in the kernel's backlog; a Node listener
+    // cannot stop accepting without closing its socket and giving up the port, and a client
+    // left unanswered in the backlog only learns of it by a timeout, where a close now lets it
+    // retry at once (elsewhere, behind a balancer).
+    c.socket.destroy();
+    noteLimit(fe, over.limit, over.max, deps);
+    return stopped(c, { cause: 'tether', stage: 'accept', code: over.limit });
+  }
+  if (!c.trusted) {
+    if (fe.acl.admits(c.facts.source)) return undefined;
+    c.socket.destroy();
+    return stopped(c, { cause: 'client', stage: 'accept', code: 'acl-deny' });
+  }
+  const h = await readProxyHeader(c.socket);
+  const v = h.ok ? h.header : undefined;
+  if (v?.source !== undefined && v.sourcePort !== undefined && v.dest !== undefined && v.destPort !== undefined) {
+    c.facts = { ...c.facts, source: v.source, sourcePort: v.sourcePort };
+    c.destination = { address: v.dest, port: v.destPort };
+  }
+  if (h.ok && fe.acl.admits(c.facts.source)) return undefined;
+  c.socket.destroy();
+  return stopped(c, { cause: 'client', stage: 'accept', code: h.ok ? 'acl-deny' : 'proxy-header' }, c.raw.bytesRead);
+}
+
+/**
+ * Stages 2–3: what the client says before a backend exists — the greet dialogue up to the login
+ * (imap/pop3), or the peeked prelude — then the key module's key. Returns an Outcome when the
+ * client is gone or refused.
+ */
+async function learn(c: Client, fe: Frontend, deps: Deps): Promise<Outcome | undefined> {
+  if (c.facts.source === '') return stopped(c, { cause: 'client', stage: 'accept', code: c.firstError ?? 'gone' });
+  if (fe.mail) {
+    const g = await converse(c.socket, fe.mail.converse);
+    c.socket = g.client;
+    if (!g.ok) {
+      // converse only half-closes (BYE, FIN) and leaves the client paused: without this, a
+      // client that never closes its side would hold the connection past the login timeout.
+      if (!c.socket.destroyed) refuse(c.socket);
+      return stopped(c, g.termination, c.raw.bytesRead);
+    }
+    c.login = g.login;
+    if (g.leftover.length > 0) c.prelude = [g.leftover];
+    const key = loginKey(g.login.user, fe.config.mail.loginDomain);
+    const named = fe.mail.directory ? await fe.mail.directory.lookup(key) : undefined;
+    c.facts = { ...c.facts, login: named === undefined ? { key } : { key, backend: named } };
+  } else if (fe.peeks) {
+    const r = await peek(c.socket, { timeoutMs: fe.config.peekTimeoutMs, maxBytes: MAX_PRELUDE_BYTES });
+    if (!r.ok) return stopped(c, r.termination, c.socket.bytesRead);
+    if (fe.trusted && !c.trusted && r.prelude.length > 0 && parseProxyHeader(Buffer.concat(r.prelude)).kind !== 'not-mine') {
+      // Only --trusted-proxy balancers may say who the client is; anyone else trying is refused.
+      c.socket.destroy();
+      return stopped(c, { cause: 'client', stage: 'accept', code: 'proxy-untrusted' }, c.socket.bytesRead);
+    }
+    c.prelude = r.prelude;
+    c.facts = { ...c.facts, peek: r.facts };
+    c.peekStop = r.stop;
+  }
+  if (fe.keyFunction) {
+    const k = runKeyFunction(fe.keyFunction, keyModuleInput(c.facts));
+    if (k.error !== undefined) deps.logger.warn({ event: EVENTS.keyModuleError, frontend: fe.config.name, err: k.error instanceof Error ? k.error.message : 'non-Error thrown' }, 'key module failed');
+    if (k.key !== undefined) c.facts = { ...c.facts, moduleKey: k.key };
+  }
+  return undefined;
+}
+
+/**
+ * Stages 4–6: the pool (routes), place and dial with failover, the PROXY header and the backend
+ * login, then the splice until both sides are done. Always ends the connection.
+ */
+async function serve(c: Client, fe: Frontend, deps: Deps, stopCut: (cut: () => void) => void): Promise<Outcome> {
+  const pr = fe.pools.get(selectPool(fe.config.routes, c.facts.peek)) ?? fe.pools.get('default');
+  if (!pr) throw new TetherError('TETHER_ERR_INTERNAL', `frontend ${fe.config.name} has no default pool`);
+  c.pool = pr;
+  if (c.cut) return stopped(c, { cause: 'tether', stage: 'shutdown' });
+  const client = c.socket;
+  const lookups = chainLookups(fe.config.affinity, c.facts, { backendNames: pr.backendNames });
+  const ic = fe.config.insertCookie;
+  const named = ic === undefined ? undefined : c.facts.peek?.http?.cookies.get(ic);
+  const d = await connectWithFailover(client, fe, pr, c.facts, lookups, named, deps, deps.logger);
+  if ('termination' in d) {
+    if (!client.destroyed) refuse(client);
+    return { ...stopped(c, d.termination, client.bytesRead), tries: d.tries };
+  }
+  const placed = { backend: d.backend, via: d.via, tries: d.tries };
+  // Before the prelude and before the backend's greeting is read (Dovecot and Postfix accept it).
+  const pp = fe.config.proxyProtocol;
+  if (pp !== undefined) {
+    const endpoints = { source: c.facts.source, sourcePort: c.facts.sourcePort, dest: c.destination.address, destPort: c.destination.port };
+    d.socket.write(pp === 'v1' ? encodeProxyV1(endpoints) : encodeProxyV2(endpoints));
+  }
+  let backendSocket = d.socket;
+  if (c.login && fe.mail) {
+    const bl = await loginAtBackend(d.socket, c.login, { ...fe.mail.backendLogin, tlsOptions: fe.mail.backendTlsOptions(d.backend.spec.host), now: () => deps.clock.now() });
+    if (!bl.ok) {
+      d.socket.destroy();
+      release(pr, d.backend);
+      if (!client.destroyed) {
+        client.write(fe.config.protocol === 'imap' ? '* BYE Backend unavailable, try again later\r\n' : '-ERR Backend unavailable, try again later\r\n');
+        // As for a failed dial: FIN, drain, and drop the client after a short wait.
+        refuse(client);
+      }
+      return { termination: { cause: 'backend', stage: 'connect', code: bl.code }, ...placed, bytesIn: c.raw.bytesRead, bytesOut: 0 };
+    }
+    backendSocket = bl.socket;
+    client.write(bl.toClient);
+  }
+  const prelude = d.sent.length === 0 ? c.prelude : [...c.prelude, ...d.sent];
+  const s: Splice = splice(client, backendSocket, prelude, { idleMs: fe.config.idleTimeoutMs, ...learning(fe, pr, c.facts, d.backend, deps) });
+  // Keyed by the raw socket, as at accept: `client` may be the TLS socket (STARTTLS or
+  // implicit TLS), and only `raw` is deleted at the end; a TLS key would stay and hang stop().
+  fe.open.set(c.raw, { cut: s.cut, pool: pr.name, backend: d.backend.name, ...(d.lookup ? { tableKey: d.lookup.tableKey } : {}) });
+  stopCut(s.cut);
+  const r = await s.done;
+  release(pr, d.backend);
+  return { termination: r.termination, ...placed, bytesIn: r.bytesIn, bytesOut: r.bytesOut, ...(d.lookup ? { lookup: d.lookup } : {}) };
+}
+
 /** Handles one accepted client from accept to close. Never throws; resolves once it is closed. */
 async function handleConnection(raw: net.Socket, fe: Frontend, deps: Deps): Promise<void> {
-  // The client socket; imap/pop3 replace it with the TLS socket after implicit TLS or STARTTLS.
-  let client = raw;
   const conn = nextConnId++;
   const startedMs = deps.clock.now();
-  const log = deps.logger;
-  let firstError: string | undefined;
+  const source = raw.remoteAddress ?? '';
+  const c: Client = {
+    raw,
+    socket: raw,
+    facts: { source, sourcePort: raw.remotePort ?? 0, localPort: raw.localPort ?? 0 },
+    destination: { address: raw.localAddress ?? '', port: raw.localPort ?? 0 },
+    trusted: fe.trusted !== undefined && source !== '' && fe.trusted.admits(source),
+    prelude: [],
+    cut: false,
+  };
   // Until the splice owns the socket, an error only means the client went away; that is
   // recorded through the termination, so the error itself needs no more handling.
   const preError = (err: Error): void => {
-    firstError ??= (err as NodeJS.ErrnoException).code ?? 'error';
+    c.firstError ??= (err as NodeJS.ErrnoException).code ?? 'error';
   };
-  client.on('error', preError);
-  let facts: Facts = {
-    source: client.remoteAddress ?? '',
-    sourcePort: client.remotePort ?? 0,
-    localPort: client.localPort ?? 0,
-  };
-  const stopping = { cut: false };
-  // A stop may cut the client while a stage awaits; read it through a call, not a narrowed field.
-  const isCut = (): boolean => stopping.cut;
-  /** A stop that cut the client overrides whatever the interrupted stage reports. */
-  const ended = (t: Termination): Termination => (isCut() ? { cause: 'tether', stage: 'shutdown' } : t);
+  raw.on('error', preError);
   fe.stats.accepted++;
   // Open clients are counted from accept to close by the frontends' open maps; this one is not
   // in them yet, and nothing yields before it is, so concurrent accepts count exactly.
@@ -492,145 +641,32 @@ async function handleConnection(raw: net.Socket, fe: Frontend, deps: Deps): Prom
   );
   fe.open.set(raw, {
     cut: () => {
-      stopping.cut = true;
-      client.destroy();
+      c.cut = true;
+      c.socket.destroy();
     },
   });
-
-  let outcome: Outcome = { termination: { cause: 'client', stage: 'accept', code: 'gone' }, bytesIn: 0, bytesOut: 0, tries: 0 };
-  let prelude: readonly Buffer[] = [];
-  let pr = fe.pools.get('default');
-  let peekStop: string | undefined;
-  let login: Login | undefined;
-  let destination = { address: raw.localAddress ?? '', port: facts.localPort };
-  const isTrusted = fe.trusted !== undefined && facts.source !== '' && fe.trusted.admits(facts.source);
-  if (over) {
-    // Closed at once, before a byte is read (the socket is still paused). HAProxy stops
-    // accepting at its maxconn instead, leaving clients in the kernel's backlog; a Node listener
-    // cannot stop accepting without closing its socket and giving up the port, and a client
-    // left unanswered in the backlog only learns of it by a timeout, where a close now lets it
-    // retry at once (elsewhere, behind a balancer).
-    outcome = { ...outcome, termination: { cause: 'tether', stage: 'accept', code: over.limit } };
-    pr = undefined;
-    client.destroy();
-    noteLimit(fe, over.limit, over.max, deps);
-  } else if (!isTrusted && !fe.acl.admits(facts.source)) {
-    // Refused before a byte is read (the socket is still paused); a trusted balancer's clients
-    // are checked below, once its header has said who they are.
-    outcome = { ...outcome, termination: { cause: 'client', stage: 'accept', code: 'acl-deny' } };
-    pr = undefined;
-    client.destroy();
-  } else if (isTrusted) {
-    const h = await readProxyHeader(client);
-    const v = h.ok ? h.header : undefined;
-    if (v?.source !== undefined && v.sourcePort !== undefined && v.dest !== undefined && v.destPort !== undefined) {
-      facts = { ...facts, source: v.source, sourcePort: v.sourcePort };
-      destination = { address: v.dest, port: v.destPort };
-    }
-    if (!h.ok || !fe.acl.admits(facts.source)) {
-      const termination = ended({ cause: 'client', stage: 'accept', code: h.ok ? 'acl-deny' : 'proxy-header' });
-      outcome = { ...outcome, termination, bytesIn: raw.bytesRead };
-      pr = undefined;
-      client.destroy();
-    }
-  }
-  if (!pr) {
-    // Refused above: by the ACL, or after reading the balancer's header.
-  } else if (facts.source === '') {
-    outcome = { ...outcome, termination: { cause: 'client', stage: 'accept', code: firstError ?? 'gone' } };
-  } else if (fe.mail) {
-    const g = await converse(client, fe.mail.converse);
-    client = g.client;
-    if (g.ok) {
-      login = g.login;
-      if (g.leftover.length > 0) prelude = [g.leftover];
-      const key = loginKey(g.login.user, fe.config.mail.loginDomain);
-      const named = fe.mail.directory ? await fe.mail.directory.lookup(key) : undefined;
-      facts = { ...facts, login: named === undefined ? { key } : { key, backend: named } };
-    } else {
-      outcome = { ...outcome, termination: ended(g.termination), bytesIn: raw.bytesRead };
-      pr = undefined;
-      // converse only half-closes (BYE, FIN) and leaves the client paused: without this, a
-      // client that never closes its side would hold the connection past the login timeout.
-      if (!client.destroyed) refuse(client);
-    }
-  } else if (fe.peeks) {
-    const r = await peek(client, { timeoutMs: fe.config.peekTimeoutMs, maxBytes: MAX_PRELUDE_BYTES });
-    if (r.ok && fe.trusted && !isTrusted && r.prelude.length > 0 && parseProxyHeader(Buffer.concat(r.prelude)).kind !== 'not-mine') {
-      // Only --trusted-proxy balancers may say who the client is; anyone else trying is refused.
-      outcome = { ...outcome, termination: { cause: 'client', stage: 'accept', code: 'proxy-untrusted' }, bytesIn: client.bytesRead };
-      pr = undefined;
-      client.destroy();
-    } else if (r.ok) {
-      prelude = r.prelude;
-      facts = { ...facts, peek: r.facts };
-      peekStop = r.stop;
-    } else {
-      outcome = { ...outcome, termination: ended(r.termination), bytesIn: client.bytesRead };
-      pr = undefined;
-    }
-  }
-  if (fe.keyFunction && facts.source !== '' && pr) {
-    const k = runKeyFunction(fe.keyFunction, keyModuleInput(facts));
-    if (k.error !== undefined) log.warn({ event: EVENTS.keyModuleError, frontend: fe.config.name, err: k.error instanceof Error ? k.error.message : 'non-Error thrown' }, 'key module failed');
-    if (k.key !== undefined) facts = { ...facts, moduleKey: k.key };
-  }
-  if (pr && facts.source !== '') pr = fe.pools.get(selectPool(fe.config.routes, facts.peek)) ?? pr;
-  if (pr && facts.source !== '' && !stopping.cut) {
-    const lookups = chainLookups(fe.config.affinity, facts, { backendNames: pr.backendNames });
-    const ic = fe.config.insertCookie;
-    const named = ic === undefined ? undefined : facts.peek?.http?.cookies.get(ic);
-    const c = await connectWithFailover(client, fe, pr, facts, lookups, named, deps, log);
-    if ('termination' in c) {
-      if (!client.destroyed) refuse(client);
-      outcome = { termination: ended(c.termination), bytesIn: client.bytesRead, bytesOut: 0, tries: c.tries };
-    } else {
-      let backendSocket: net.Socket | undefined = c.socket;
-      // Before the prelude and before the backend's greeting is read (Dovecot and Postfix accept it).
-      const pp = fe.config.proxyProtocol;
-      if (pp !== undefined) {
-        const endpoints = { source: facts.source, sourcePort: facts.sourcePort, dest: destination.address, destPort: destination.port };
-        c.socket.write(pp === 'v1' ? encodeProxyV1(endpoints) : encodeProxyV2(endpoints));
-      }
-      if (login && fe.mail) {
-        const bl = await loginAtBackend(c.socket, login, { ...fe.mail.backendLogin, tlsOptions: fe.mail.backendTlsOptions(c.backend.spec.host), now: () => deps.clock.now() });
-        if (bl.ok) {
-          backendSocket = bl.socket;
-          client.write(bl.toClient);
-        } else {
-          c.socket.destroy();
-          backendSocket = undefined;
-          release(pr, c.backend);
-          if (!client.destroyed) {
-            client.write(fe.config.protocol === 'imap' ? '* BYE Backend unavailable, try again later\r\n' : '-ERR Backend unavailable, try again later\r\n');
-            // As for a failed dial: FIN, drain, and drop the client after a short wait.
-            refuse(client);
-          }
-          outcome = { termination: { cause: 'backend', stage: 'connect', code: bl.code }, backend: c.backend, via: c.via, bytesIn: raw.bytesRead, bytesOut: 0, tries: c.tries };
-        }
-      }
-      if (backendSocket) {
-        client.off('error', preError);
-        const s: Splice = splice(client, backendSocket, c.sent.length === 0 ? prelude : [...prelude, ...c.sent], { idleMs: fe.config.idleTimeoutMs, ...learning(fe, pr, facts, c.backend, deps) });
-        // Keyed by the raw socket, as at accept: `client` may be the TLS socket (STARTTLS or
-        // implicit TLS), and only `raw` is deleted below; a TLS key would stay and hang stop().
-        fe.open.set(raw, { cut: s.cut, pool: pr.name, backend: c.backend.name, ...(c.lookup ? { tableKey: c.lookup.tableKey } : {}) });
-        if (isCut()) s.cut();
-        const r = await s.done;
-        release(pr, c.backend);
-        outcome = { termination: r.termination, backend: c.backend, via: c.via, bytesIn: r.bytesIn, bytesOut: r.bytesOut, tries: c.tries };
-        if (c.lookup) outcome.lookup = c.lookup;
-      }
-    }
-  } else if (stopping.cut && facts.source !== '') {
-    outcome = { ...outcome, termination: { cause: 'tether', stage: 'shutdown' } };
-  }
+  const outcome =
+    (await admit(c, fe, deps, over)) ??
+    (await learn(c, fe, deps)) ??
+    (await serve(c, fe, deps, (cut) => {
+      // The splice owns the client's errors from here (under TLS, `raw` keeps preError: the TLS
+      // socket reports for it); a stop that came while the backend was dialled cuts it at once.
+      c.socket.off('error', preError);
+      if (c.cut) cut();
+    }));
   fe.open.delete(raw);
+  closed(c, fe, outcome, conn, startedMs, deps);
+}
+
+/** Counts a closed connection and writes its one conn.close line. */
+function closed(c: Client, fe: Frontend, outcome: Outcome, conn: number, startedMs: number, deps: Deps): void {
+  const { facts, peekStop } = c;
   count(fe.stats, outcome, peekStop === undefined ? undefined : `${facts.peek?.protocol ?? 'unknown'}|${peekStop}`);
   if (outcome.backend) {
     outcome.backend.bytesIn += outcome.bytesIn;
     outcome.backend.bytesOut += outcome.bytesOut;
   }
+  const log = deps.logger;
   if (!log.isLevelEnabled('info')) return;
   log.info(
     {
@@ -641,7 +677,7 @@ async function handleConnection(raw: net.Socket, fe: Frontend, deps: Deps): Prom
       port: facts.localPort,
       protocol: facts.peek?.protocol ?? null,
       peek: peekStop ?? null,
-      pool: pr?.name ?? null,
+      pool: c.pool?.name ?? null,
       // The login name is what mail operators search logs by; the password never leaves the
       // replay buffers (see greet/).
       user: facts.login?.key ?? null,

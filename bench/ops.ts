@@ -20,6 +20,7 @@ import { spawnNode, stopChild, waitForListenPort, waitForNextJsonLine, waitForPo
 import { connectRate, echoAll, openEchoIdle, quantile } from './load.js';
 import { readCpuNs } from './proc-stats.js';
 import type { Measured, Processes, Sample } from './types.js';
+import { errorText, fmt, sleep, table } from './format.js';
 
 export interface OpsSettings {
   /** Rounds of the with/without connection-rate runs (each round runs both, in alternating order). */
@@ -113,13 +114,7 @@ export interface OpsResult {
 
 const HOST = '127.0.0.1';
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
 
 /** A free loopback port for --admin (tether then says nothing at warn that would tell which port is which). */
 function freePort(): Promise<number> {
@@ -574,24 +569,11 @@ export async function runOps(env: OpsEnv): Promise<OpsResult> {
   return { settings: s, ...part, churn, problems, notes };
 }
 
-function fmt(v: number | undefined): string {
-  if (v === undefined || !Number.isFinite(v)) return 'n/a';
-  const a = Math.abs(v);
-  if (a >= 1000) return Math.round(v).toLocaleString('en-US');
-  if (a >= 100) return v.toFixed(0);
-  if (a >= 10) return v.toFixed(1);
-  return v.toFixed(2);
-}
 
 function fmtRatio(a: number | undefined, b: number | undefined): string {
   return a === undefined || b === undefined || !Number.isFinite(a) || !Number.isFinite(b) || b === 0 ? 'n/a' : `${(a / b).toFixed(2)}x`;
 }
 
-function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: readonly string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
-  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
-}
 
 function detailNumber(x: Sample | undefined, field: string): number | undefined {
   const v = x?.detail[field];

@@ -27,6 +27,7 @@ import { bulkDownload, bulkUpload, connectRate, httpRequestRate, imapLoginRate, 
 import { renderOps, runOps, type OpsResult, type OpsSettings } from './ops.js';
 import { readCpuNs, readMachineCpu, readRssKib } from './proc-stats.js';
 import type { Measured, Processes, Sample } from './types.js';
+import { errorText, fmt, sleep, table } from './format.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..', '..');
@@ -210,9 +211,6 @@ function isPortReady(v: unknown): v is { event: 'listen.ready'; port: number } {
   return typeof v === 'object' && v !== null && (v as { event?: unknown }).event === 'listen.ready' && typeof (v as { port?: unknown }).port === 'number';
 }
 
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
 
 async function startBackend(): Promise<Backend> {
   const child = spawnNode('backend', [BACKEND_JS], 'pipe');
@@ -220,9 +218,6 @@ async function startBackend(): Promise<Backend> {
   return { child, ports: ready.ports };
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
 function gc(): void {
   (globalThis as { gc?: () => void }).gc?.();
@@ -434,14 +429,6 @@ function openFilesLimit(): number {
   return m?.[1] === undefined || m[1] === 'unlimited' ? Number.MAX_SAFE_INTEGER : Number(m[1]);
 }
 
-function fmt(v: number | undefined): string {
-  if (v === undefined || !Number.isFinite(v)) return 'n/a';
-  const a = Math.abs(v);
-  if (a >= 1000) return Math.round(v).toLocaleString('en-US');
-  if (a >= 100) return v.toFixed(0);
-  if (a >= 10) return v.toFixed(1);
-  return v.toFixed(2);
-}
 
 function ratioOf(a: number | undefined, b: number | undefined): number {
   return a === undefined || b === undefined || b === 0 ? NaN : a / b;
@@ -451,12 +438,6 @@ function fmtRatio(r: number): string {
   return Number.isFinite(r) ? `${r.toFixed(2)}x` : 'n/a';
 }
 
-function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: readonly string[]): string =>
-    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
-  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
-}
 
 /** A cell's text: its value, `*` when other processes took a noticeable share of the machine. */
 function cellText(c: Cell | undefined): string {

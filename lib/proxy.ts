@@ -92,7 +92,10 @@ async function mailRuntime(config: FrontendConfig, deps: Deps): Promise<MailRunt
   };
   let secureContext: tls.SecureContext | undefined;
   if (m.tls !== 'none' && m.tlsCert !== undefined && m.tlsKey !== undefined) {
-    const [cert, key] = await Promise.all([read(m.tlsCert, '--tls-cert'), read(m.tlsKey, '--tls-key')]);
+    // In order, so a run missing both files always names --tls-cert first (Promise.all would
+    // report whichever read failed first).
+    const cert = await read(m.tlsCert, '--tls-cert');
+    const key = await read(m.tlsKey, '--tls-key');
     try {
       secureContext = tls.createSecureContext({ cert, key });
     } catch (e) {

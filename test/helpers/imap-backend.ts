@@ -7,12 +7,12 @@
 // The server's parser is written here on purpose, independently of lib/wire/imap: a shared
 // parser would share its bugs with the code under test.
 import { Buffer } from 'node:buffer';
-import { spawn } from 'node:child_process';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { KeyAndCert } from '../../fixtures/pki.js';
 import { tableKey } from '../../lib/affinity/chain.js';
 import { rendezvousPick } from '../../lib/place/rendezvous.js';
+import { pythonJson } from './python-json.js';
 
 /** Bound on one client's whole exchange; a loopback login takes milliseconds. */
 const CLIENT_TIMEOUT_MS = 10_000;
@@ -559,30 +559,7 @@ print(json.dumps(results))
  * with one result per session. Rejects when python3 fails or exceeds `timeoutMs` (killed by PID).
  */
 export function imaplibSessions(port: number, sessions: readonly PySession[], timeoutMs = 30_000): Promise<PySessionResult[]> {
-  const child = spawn('python3', ['-c', PY_DRIVER, JSON.stringify({ port, sessions })], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
-  child.stderr.on('data', (d: Buffer) => (err += d.toString('utf8')));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      if (code !== 0) {
-        reject(new Error(`python3 exited with ${String(code ?? signal)}: ${err}`));
-        return;
-      }
-      try {
-        resolve(JSON.parse(out) as PySessionResult[]);
-      } catch (e) {
-        reject(new Error(`python3 printed no JSON (${String(e)}): ${out} ${err}`));
-      }
-    });
-  });
+  return pythonJson<PySessionResult[]>(PY_DRIVER, { port, sessions }, timeoutMs);
 }
 
 /** The backend name an imaplib session's last `xwho` step reported ('' when none). */

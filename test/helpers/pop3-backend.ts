@@ -6,10 +6,10 @@
 // The server's line handling and PLAIN decoding are written here on purpose, independently of
 // lib/wire: a shared parser would share its bugs with the code under test.
 import { Buffer } from 'node:buffer';
-import { spawn } from 'node:child_process';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { KeyAndCert } from '../../fixtures/pki.js';
+import { pythonJson } from './python-json.js';
 
 /** The password every backend refuses. */
 export const WRONG_PASSWORD = 'wrong';
@@ -326,28 +326,5 @@ print(json.dumps(results))
  * with one result per session. Rejects when python3 fails or exceeds `timeoutMs` (killed).
  */
 export function poplibSessions(port: number, sessions: readonly PopSession[], timeoutMs = 30_000): Promise<PopSessionResult[]> {
-  const child = spawn('python3', ['-c', PY_DRIVER, JSON.stringify({ port, sessions })], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
-  child.stderr.on('data', (d: Buffer) => (err += d.toString('utf8')));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      if (code !== 0) {
-        reject(new Error(`python3 exited with ${String(code ?? signal)}: ${err}`));
-        return;
-      }
-      try {
-        resolve(JSON.parse(out) as PopSessionResult[]);
-      } catch (e) {
-        reject(new Error(`python3 printed no JSON (${String(e)}): ${out} ${err}`));
-      }
-    });
-  });
+  return pythonJson<PopSessionResult[]>(PY_DRIVER, { port, sessions }, timeoutMs);
 }

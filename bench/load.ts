@@ -176,38 +176,12 @@ export interface ConnectResult {
  * have been started or `timeLimitMs` has passed. Latency is connect() to the first byte.
  */
 export async function connectRate(port: number, loops: number, maxConnections: number, timeLimitMs: number): Promise<ConnectResult> {
-  const latencies = new Float64Array(maxConnections);
-  let started = 0;
-  let done = 0;
-  let errors = 0;
-  let firstError: string | undefined;
-  const t0 = now();
-  const stopAtMs = t0 + timeLimitMs;
-  const loop = async (): Promise<void> => {
-    while (started < maxConnections && now() < stopAtMs) {
-      started++;
-      try {
-        const { socket, latencyMs } = await connectForHello(port, STALL_GRACE_MS);
-        socket.destroy();
-        latencies[done++] = latencyMs;
-      } catch (e) {
-        errors++;
-        firstError ??= e instanceof Error ? e.message : String(e);
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: loops }, loop));
-  const elapsedMs = now() - t0;
-  const samples = latencies.subarray(0, done);
-  return {
-    connections: done,
-    errors,
-    firstError,
-    elapsedMs,
-    perSecond: done / (elapsedMs / 1000),
-    p50Ms: quantile(samples, 0.5),
-    p99Ms: quantile(samples, 0.99),
-  };
+  const r = await attemptLoops(loops, maxConnections, timeLimitMs, async () => {
+    const { socket, latencyMs } = await connectForHello(port, STALL_GRACE_MS);
+    socket.destroy();
+    return { latencyMs, marked: false };
+  });
+  return { connections: r.completed, errors: r.errors, firstError: r.firstError, elapsedMs: r.elapsedMs, perSecond: r.perSecond, p50Ms: r.p50Ms, p99Ms: r.p99Ms };
 }
 
 export interface RoundTripResult {

@@ -7,24 +7,12 @@ import net from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
 import { runTether, type LogLine, type RunningTether } from '../helpers/run-tether.js';
 import { greetAndEcho, startBackend, whoAnswers, type TestBackend } from '../helpers/named-backend.js';
+import { within } from '../helpers/e2e-tools.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
-
-/** Rejects when `p` has not settled within `ms`, naming `what`. */
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const guard = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      reject(new Error(`timed out after ${ms} ms: ${what}`));
-    }, ms);
-  });
-  return Promise.race([p, guard]).finally(() => {
-    clearTimeout(timer);
-  });
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

@@ -4,19 +4,7 @@ import t, { type Test } from 'tap';
 import net from 'node:net';
 import { runTether, type RunningTether } from '../helpers/run-tether.js';
 import { echo, startBackend } from '../helpers/named-backend.js';
-
-/** Rejects when `p` has not settled within `ms`, naming `what`. */
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const guard = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      reject(new Error(`timed out after ${ms} ms: ${what}`));
-    }, ms);
-  });
-  return Promise.race([p, guard]).finally(() => {
-    clearTimeout(timer);
-  });
-}
+import { within } from '../helpers/e2e-tools.js';
 
 function connect(t: Test, port: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {

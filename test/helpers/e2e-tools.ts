@@ -211,3 +211,16 @@ export async function connCloses(rt: RunningTether, n: number): Promise<LogLine[
 
 /** The affinity key kind a conn.close line names, if any. */
 export const keyKind = (l: LogLine): string | undefined => (l['key'] as { kind?: string } | null)?.kind;
+
+/** Rejects when `p` has not settled within `ms`, naming `what`. */
+export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const guard = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(new Error(`timed out after ${ms} ms: ${what}`));
+    }, ms);
+  });
+  return Promise.race([p, guard]).finally(() => {
+    clearTimeout(timer);
+  });
+}

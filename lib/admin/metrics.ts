@@ -4,7 +4,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics, type CounterConfigurat
 import type { Clock } from '../clock.js';
 import type { PoolRuntime, Tether } from '../proxy.js';
 import type { Backend } from '../place/pool.js';
-import { backendState, BACKEND_STATES } from './view.js';
+import { BACKEND_STATES } from './view.js';
 
 /** Every metric name starts with this. */
 export const METRIC_PREFIX = 'tether_';
@@ -61,10 +61,10 @@ export function createMetrics(tether: Tether, clock: Clock, options: { process?:
   const r = new Registry();
   if (options.process !== false) collectDefaultMetrics({ register: r, prefix: METRIC_PREFIX });
   const frontends = (): Tether['frontends'] => tether.frontends;
-  const eachBackend = (visit: (labels: { frontend: string; pool: string; backend: string }, b: Backend) => void): void => {
+  const eachBackend = (visit: (labels: { frontend: string; pool: string; backend: string }, b: Backend, pr: PoolRuntime) => void): void => {
     for (const f of frontends()) {
       for (const pr of f.current.pools.values()) {
-        for (const b of backendsOf(pr)) visit({ frontend: f.name, pool: pr.name, backend: b.name }, b);
+        for (const b of pr.pool.backends) visit({ frontend: f.name, pool: pr.name, backend: b.name }, b, pr);
       }
     }
   };
@@ -126,22 +126,16 @@ export function createMetrics(tether: Tether, clock: Clock, options: { process?:
   });
   liveGauge(r, 'backend_up', '1 when the backend takes new clients, else 0.', ['frontend', 'pool', 'backend'], (set) => {
     const now = clock.now();
-    for (const f of frontends()) {
-      for (const pr of f.current.pools.values()) {
-        for (const b of pr.pool.backends) set({ frontend: f.name, pool: pr.name, backend: b.name }, backendState(pr.pool, b, now) === 'up' ? 1 : 0);
-      }
-    }
+    eachBackend((l, b, pr) => {
+      set(l, pr.pool.state(b, now) === 'up' ? 1 : 0);
+    });
   });
   liveGauge(r, 'backend_state', 'The backend state: 1 for the current one of up, down, draining, maint.', ['frontend', 'pool', 'backend', 'state'], (set) => {
     const now = clock.now();
-    for (const f of frontends()) {
-      for (const pr of f.current.pools.values()) {
-        for (const b of pr.pool.backends) {
-          const state = backendState(pr.pool, b, now);
-          for (const s of BACKEND_STATES) set({ frontend: f.name, pool: pr.name, backend: b.name, state: s }, s === state ? 1 : 0);
-        }
-      }
-    }
+    eachBackend((l, b, pr) => {
+      const state = pr.pool.state(b, now);
+      for (const s of BACKEND_STATES) set({ ...l, state: s }, s === state ? 1 : 0);
+    });
   });
   liveGauge(r, 'queue_waiting', 'Clients waiting in a pool\'s queue for a backend below its max-conns.', ['frontend', 'pool'], (set) => {
     eachPool((l, pr) => {
@@ -172,8 +166,4 @@ export function createMetrics(tether: Tether, clock: Clock, options: { process?:
   tableCounter('affinity_evictions_total', 'Entries dropped because the table was full (least recently used first).', 'evictions');
   tableCounter('affinity_expirations_total', 'Entries dropped after their idle timeout.', 'expirations');
   return r;
-}
-
-function backendsOf(pr: PoolRuntime): readonly Backend[] {
-  return pr.pool.backends;
 }

@@ -5,7 +5,7 @@ import { formatAddress } from '../accept/port-range.js';
 import { tableKey } from '../affinity/chain.js';
 import { sourceNetwork } from '../affinity/source.js';
 import { keyHash } from '../log.js';
-import type { Backend, BackendState, Pool } from '../place/pool.js';
+import type { Backend, BackendState } from '../place/pool.js';
 import type { BackendAdmin } from '../config/types.js';
 import type { PoolRuntime, RunningFrontend, Tether } from '../proxy.js';
 
@@ -23,11 +23,6 @@ export class AdminError extends Error {
   }
 }
 
-/** The state operators see for a backend at `nowMs`. */
-export function backendState(pool: Pool, b: Backend, nowMs: number): BackendState {
-  return pool.state(b, nowMs);
-}
-
 export function backendView(pr: PoolRuntime, b: Backend, nowMs: number): Record<string, unknown> {
   const pool = pr.pool;
   return {
@@ -36,7 +31,7 @@ export function backendView(pr: PoolRuntime, b: Backend, nowMs: number): Record<
     weight: b.weight,
     backup: b.spec.backup,
     maxConns: b.spec.maxConns ?? null,
-    state: backendState(pool, b, nowMs),
+    state: pool.state(b, nowMs),
     admin: b.admin,
     drainDeadlineInMs: b.drainDeadlineMs === undefined ? null : Math.max(0, b.drainDeadlineMs - nowMs),
     // Removed from the config by a reload: draining until its clients are gone.

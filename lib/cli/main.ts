@@ -228,31 +228,32 @@ function configFromFlags(o: RunOptions): Config {
   if (o.frontendMaxConns !== undefined) d.maxConns = o.frontendMaxConns;
   if (o.queueSize !== undefined) d.queueSize = o.queueSize;
   if (o.queueTimeout !== undefined) d.queueTimeoutMs = o.queueTimeout;
-  return {
-    logLevel: o.logLevel ?? 'info',
-    graceMs: o.grace ?? GRACE_MS,
-    ...(o.maxConns === undefined ? {} : { maxConns: o.maxConns }),
-    ...stateOptions(o, {}),
-    frontends: [frontendWithDefaults(d)],
-  };
+  // The global flags (--log-level, --grace, …) are laid over this by withGlobalFlags.
+  return { logLevel: 'info', graceMs: GRACE_MS, frontends: [frontendWithDefaults(d)] };
 }
 
-/** `--state-file` and `--state-interval`, each over the config file's value when given. */
-function stateOptions(o: RunOptions, file: Pick<Config, 'stateFile' | 'stateIntervalMs'>): Pick<Config, 'stateFile' | 'stateIntervalMs'> {
-  const stateFile = o.stateFile ?? file.stateFile;
-  const stateIntervalMs = o.stateInterval ?? file.stateIntervalMs;
-  return { ...(stateFile === undefined ? {} : { stateFile }), ...(stateIntervalMs === undefined ? {} : { stateIntervalMs }) };
-}
-
-/** `--admin`/`--admin-token-file` given as flags, over what the config has. */
-function withAdminFlags(config: Config, o: RunOptions): Config {
+/**
+ * The global flags — --log-level, --grace, --max-conns, --state-file, --state-interval,
+ * --admin, --admin-token-file — each over what the config file (or the defaults) says.
+ */
+function withGlobalFlags(config: Config, o: RunOptions): Config {
   if (o.adminTokenFile !== undefined && o.admin === undefined && config.admin === undefined) {
     throw new TetherError('TETHER_ERR_USAGE', '--admin-token-file needs --admin (the address of the admin API)');
   }
-  const base = o.admin ?? config.admin;
-  if (base === undefined) return config;
+  const maxConns = o.maxConns ?? config.maxConns;
+  const stateFile = o.stateFile ?? config.stateFile;
+  const stateIntervalMs = o.stateInterval ?? config.stateIntervalMs;
+  const admin = o.admin ?? config.admin;
   const tokenFile = o.adminTokenFile ?? config.admin?.tokenFile;
-  return { ...config, admin: { host: base.host, port: base.port, ...(tokenFile === undefined ? {} : { tokenFile }) } };
+  return {
+    ...config,
+    logLevel: o.logLevel ?? config.logLevel,
+    graceMs: o.grace ?? config.graceMs,
+    ...(maxConns === undefined ? {} : { maxConns }),
+    ...(stateFile === undefined ? {} : { stateFile }),
+    ...(stateIntervalMs === undefined ? {} : { stateIntervalMs }),
+    ...(admin === undefined ? {} : { admin: { host: admin.host, port: admin.port, ...(tokenFile === undefined ? {} : { tokenFile }) } }),
+  };
 }
 
 const FRONTEND_OPTION_KEYS = [
@@ -287,14 +288,12 @@ async function resolveConfig(o: RunOptions): Promise<Config> {
       throw new TetherError('TETHER_ERR_USAGE', mixed.map((f) => `${f} cannot be combined with --config (put it in the file)`).join('\n'));
     }
     ({ config, issues } = await loadConfigFile(o.config));
-    config = { ...config, logLevel: o.logLevel ?? config.logLevel, graceMs: o.grace ?? config.graceMs, ...stateOptions(o, config) };
-    if (o.maxConns !== undefined) config = { ...config, maxConns: o.maxConns };
   } else {
     fromFlags = true;
     config = configFromFlags(o);
     issues = [];
   }
-  config = withAdminFlags(config, o);
+  config = withGlobalFlags(config, o);
   // Cross-field rules name items by their index in the parsed lists; a file item that failed
   // to parse was left out of them, so those paths would point at the wrong item. Run the rules
   // once every value parses.

@@ -21,6 +21,7 @@ export const EVENTS = {
   limitReached: 'limit.reached',
   queueWait: 'queue.wait',
   internalError: 'internal.error',
+  fatal: 'process.fatal',
   keyModuleError: 'key-module.error',
   ticketKey: 'tls-ticket.learned',
   directoryError: 'directory.error',
@@ -90,6 +91,20 @@ export function createLogger(level: LogLevel, dest?: DestinationStream): Logger 
     },
     stream,
   );
+}
+
+/**
+ * Logs at fatal level and writes the batch out synchronously: for the last line before an
+ * exit, when no callback would ever run.
+ */
+export function logFatalSync(logger: Logger, fields: Record<string, unknown>, msg: string): void {
+  logger.fatal(fields, msg);
+  const stream = (logger as unknown as Record<symbol, { flushSync?: () => void } | undefined>)[pino.symbols.streamSym];
+  try {
+    stream?.flushSync?.();
+  } catch {
+    // A write in flight (or a closed stdout): the caller also writes a line to stderr.
+  }
 }
 
 /** Flushes pending log lines; resolves even when the stream cannot flush. */

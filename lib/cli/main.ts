@@ -9,7 +9,7 @@ import { GRACE_MS, STATE_INTERVAL_MS } from '../config/defaults.js';
 import type { Config } from '../config/types.js';
 import { deepFreeze, validateConfig } from '../config/validate.js';
 import { TetherError, errorCode, type ConfigIssue, type TetherErrorCode } from '../errors.js';
-import { EVENTS, createLogger, flushLog, flushSoon, type LogLevel } from '../log.js';
+import { EVENTS, createLogger, flushLog, flushSoon, logFatalSync, type Logger, type LogLevel } from '../log.js';
 import { startTether, type ReloadReport, type Tether } from '../proxy.js';
 import { readFile } from 'node:fs/promises';
 import { startAdmin, type AdminServer } from '../admin/server.js';
@@ -340,12 +340,39 @@ function takeSystemdEnv(): Partial<Record<(typeof SYSTEMD_VARS)[number] | 'PATH'
   return env;
 }
 
+/** Exit status after an error nothing handled (sysexits.h EX_SOFTWARE): systemd restarts us. */
+const EXIT_FATAL = 70;
+
+/**
+ * The last resort. Every socket, timer and promise of tether has its own error path, and the
+ * fault tests pass without ever coming here; an exception that still escapes means the
+ * process's state can no longer be trusted, so keeping it running would be worse than a
+ * crash: log one `process.fatal` line (stack only, never payload) and exit for the supervisor
+ * (systemd's Restart=on-failure) to start a clean process.
+ */
+export function exitOnEscapedErrors(logger: Logger): void {
+  const die = (kind: string) => (err: unknown): void => {
+    let stack: string;
+    try {
+      stack = err instanceof Error ? (err.stack ?? String(err)) : String(err);
+    } catch {
+      stack = 'an error that cannot be printed';
+    }
+    logFatalSync(logger, { event: EVENTS.fatal, code: 'TETHER_ERR_INTERNAL', kind, err: stack }, 'unhandled error; exiting');
+    process.stderr.write(`tether: fatal: ${kind}: ${stack}\n`);
+    process.exit(EXIT_FATAL);
+  };
+  process.on('uncaughtException', die('uncaughtException'));
+  process.on('unhandledRejection', die('unhandledRejection'));
+}
+
 async function run(o: RunOptions): Promise<void> {
   const config = await resolveConfig(o);
   const stateFile = config.stateFile;
   if (stateFile !== undefined) await checkStateFile(stateFile);
   const env = takeSystemdEnv();
   const logger = createLogger(config.logLevel);
+  exitOnEscapedErrors(logger);
   const notifier = createNotifier(env, logger, { pid: process.pid, monotonicMicros });
   // Before anything opens a socket or starts a child (the notifier's READY=1 comes later):
   // the descriptors LISTEN_FDS names must still be the ones systemd passed.

@@ -23,7 +23,7 @@ export interface RunningTether {
   waitFor(pred: (l: LogLine) => boolean, ms?: number): Promise<LogLine>;
   /** Resolves with the exit code once the process exits. */
   readonly exited: Promise<number | null>;
-  /** SIGTERM (if still running) and wait for exit. */
+  /** SIGTERM (if still running) and wait for exit; rejects if tether logged `process.fatal`. */
   stop(): Promise<number | null>;
 }
 
@@ -103,7 +103,11 @@ export async function runTether(
     exited,
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      return exited;
+      const code = await exited;
+      // Every e2e test must pass without tether ever reaching its last-resort guard (a bug).
+      const fatal = lines.find((l) => l.event === 'process.fatal');
+      if (fatal) throw new Error(`tether hit an unhandled error (exit ${String(code)}): ${String(fatal['err'])}`);
+      return code;
     },
   };
   const ready = opts.readyCount ?? 1;

@@ -19,6 +19,7 @@ export const EVENTS = {
   healthCheck: 'health.check',
   acceptError: 'accept.error',
   limitReached: 'limit.reached',
+  peekSlow: 'peek.slow',
   queueWait: 'queue.wait',
   internalError: 'internal.error',
   fatal: 'process.fatal',

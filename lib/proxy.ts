@@ -191,7 +191,7 @@ export interface Frontend {
   readonly stats: FrontendStats;
   /** `--max-conns` and every frontend's open connections, shared by all frontends. */
   readonly shared: Shared;
-  /** Keeps `limit.reached` to one line a second per limit. */
+  /** Keeps `limit.reached` to one line a second per limit, and `peek.slow` to one a second. */
   readonly limitLog: Throttle;
 }
 
@@ -279,6 +279,14 @@ function noteLimit(fe: Frontend, limit: LimitName, max: number, deps: Deps, pool
     { event: EVENTS.limitReached, frontend: fe.config.name, ...(pool === undefined ? {} : { pool }), limit, max, refused: held + 1 },
     'limit reached; client refused',
   );
+  flushSoon(deps.logger);
+}
+
+/** Logs `peek.slow` for clients cut at the peek deadline (at most once a second per frontend). */
+function notePeekSlow(fe: Frontend, deps: Deps): void {
+  const held = fe.limitLog.pass('peek-slow', deps.clock.now());
+  if (held === undefined) return;
+  deps.logger.warn({ event: EVENTS.peekSlow, frontend: fe.config.name, timeoutMs: fe.config.peekTimeoutMs, cut: held + 1 }, 'unfinished prelude at the peek deadline; client cut');
   flushSoon(deps.logger);
 }
 
@@ -545,7 +553,15 @@ async function learn(c: Client, fe: Frontend, deps: Deps): Promise<Outcome | und
     c.facts = { ...c.facts, login: named === undefined ? { key } : { key, backend: named } };
   } else if (fe.peeks) {
     const r = await peek(c.socket, { timeoutMs: fe.config.peekTimeoutMs, maxBytes: MAX_PRELUDE_BYTES });
-    if (!r.ok) return stopped(c, r.termination, c.socket.bytesRead);
+    if (!r.ok) {
+      if (r.started !== undefined) {
+        c.socket.destroy();
+        c.facts = { ...c.facts, peek: { protocol: r.started } };
+        c.peekStop = 'timeout';
+        notePeekSlow(fe, deps);
+      }
+      return stopped(c, r.termination, c.socket.bytesRead);
+    }
     if (fe.trusted && !c.trusted && r.prelude.length > 0 && parseProxyHeader(Buffer.concat(r.prelude)).kind !== 'not-mine') {
       // Only --trusted-proxy balancers may say who the client is; anyone else trying is refused.
       c.socket.destroy();

@@ -386,7 +386,7 @@ export const FLAG_TABLE: readonly FlagRow[] = [
   { flags: '--hold-down <DURATION>', configKey: 'hold-down', scope: 'frontend', repeatable: false,
     description: 'how long a backend that failed to connect is skipped', defaultText: '10s' },
   { flags: '--peek-timeout <DURATION>', configKey: 'peek-timeout', scope: 'frontend', repeatable: false,
-    description: 'how long to wait for the client\'s first bytes (TLS ClientHello, HTTP head, XMPP header) when the chain reads them; then the chain falls back',
+    description: 'how long to wait for the client\'s first bytes (TLS ClientHello, HTTP head, XMPP header) when the chain reads them; a prelude still unfinished then is cut, silence or an unknown protocol falls back',
     defaultText: '3s' },
   { flags: '--insert-cookie <NAME>', configKey: 'insert-cookie', scope: 'frontend', repeatable: false,
     description: 'plain HTTP/1.x: add Set-Cookie NAME=<backend> to the first response of a client without it, and send requests carrying it to that backend' },

@@ -7,6 +7,7 @@ import { errorCode, type Termination } from '../errors.js';
 import type { GreetOptions, GreetStep, Login } from './dialogue.js';
 import { ImapGreeter } from './imap.js';
 import { Pop3Greeter } from './pop3.js';
+import { LineWait } from './line-wait.js';
 
 export type ClientTls = 'none' | 'starttls' | 'implicit';
 
@@ -112,12 +113,18 @@ export async function converse(raw: net.Socket, o: ConverseOptions): Promise<Con
       sock.once('close', onClose);
       sock.resume();
     };
+    let pending: Buffer[] = [];
+    const wait = new LineWait();
     const onData = (chunk: Buffer): void => {
-      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      pending.push(chunk);
+      if (!wait.push(chunk)) return;
+      buf = buf.length === 0 && pending.length === 1 ? chunk : Buffer.concat([buf, ...pending]);
+      pending = [];
       for (;;) {
         const step = greeter.next(buf);
         for (const r of step.replies) sock.write(r);
         buf = buf.subarray(step.consumed);
+        wait.asked(buf.length, step.until);
         if (step.then === 'more') {
           if (step.consumed === 0 || buf.length === 0) return;
           continue;
@@ -137,6 +144,7 @@ export async function converse(raw: net.Socket, o: ConverseOptions): Promise<Con
           sock.pause();
           // RFC 9051 §6.2.1 / RFC 2595 §4: plaintext sent after STARTTLS is dropped.
           buf = Buffer.alloc(0);
+          wait.asked(0);
           void serverTls(sock, ctx).then((t) => {
             if (typeof t === 'string') {
               sock.destroy();

@@ -27,6 +27,11 @@ export interface GreetStep {
   readonly replies: readonly string[];
   /** `more`: keep reading; `starttls`: upgrade now (drop any buffered plaintext); `close`: end. */
   readonly then: 'more' | 'starttls' | 'close' | { readonly login: Login };
+  /**
+   * With `more` and nothing consumed: the input length before which the answer stays the same
+   * whatever arrives (inside an IMAP literal's octets); the driver need not call again sooner.
+   */
+  readonly until?: number;
   /** With `close`: why — the client's LOGOUT/QUIT, or a limit it broke. */
   readonly closeCode?: 'logout' | 'too-many-bad' | 'too-many-commands' | 'too-long';
 }

@@ -52,7 +52,7 @@ export class ImapGreeter {
     const r = parseImapCommand(input);
     switch (r.kind) {
       case 'need-more':
-        return { consumed: 0, replies: r.continuation ? ['+ Ready for literal data\r\n'] : [], then: 'more' };
+        return { consumed: 0, replies: r.continuation ? ['+ Ready for literal data\r\n'] : [], then: 'more', ...(r.until === undefined ? {} : { until: r.until }) };
       case 'too-long':
         return { consumed: input.length, replies: ['* BYE Command line too long\r\n'], then: 'close', closeCode: 'too-long' };
       case 'bad':

@@ -9,6 +9,7 @@ import net from 'node:net';
 import { SNI_NAME, captureSniHello, reframeHandshake } from '../../fixtures/client-hellos.js';
 import { runTether, type LogLine, type RunningTether } from '../helpers/run-tether.js';
 import { startBackend, type TestBackend } from '../helpers/named-backend.js';
+import { admin, parseExposition, sampleValue } from '../helpers/admin-client.js';
 
 const NAMES = ['a', 'b', 'c'] as const;
 
@@ -221,12 +222,55 @@ t.test('a client that sends nothing is proxied after the peek timeout and gets t
   t.same(keyOf(l), { kind: 'source', hash: hash12('127.0.0.1/32') }, 'fell back to the source key');
 });
 
-t.test('a slow client (1 byte per 200 ms) is proxied at the peek timeout with every byte in order', async (t) => {
+t.test('slow clients that started a TLS record, an HTTP request or an XMPP header are cut at the peek timeout', async (t) => {
+  const rec = await recorders(t, true);
+  const { rt, port } = await tether(t, rec.bs, ['--affinity', 'sni,source', '--peek-timeout', '500ms', '--admin', '127.0.0.1:0']);
+  const ready = await rt.waitFor((l) => l.event === 'admin.ready');
+  const adminPort = Number(ready['port']);
+  const hello = await captureSniHello();
+  // Each sends its first 8 bytes, then trickles a byte every 200 ms, as a slowloris does, and
+  // never finishes in time.
+  const slow: readonly (readonly [string, Buffer])[] = [
+    ['tls', hello],
+    ['tls', hello],
+    ['http', Buffer.from('GET /slow HTTP/1.1\r\nHost: a\r\n\r\n')],
+    ['xmpp', Buffer.from("<?xml version='1.0'?><stream:stream to='im.example'>")],
+  ];
+  const clients = await Promise.all(slow.map(() => connect(t, port)));
+  const trickles = clients.map(async (c, i) => {
+    const bytes = slow[i]![1];
+    await c.write(bytes.subarray(0, 8));
+    for (let k = 8; k < 16 && !c.socket.destroyed; k++) {
+      await sleep(200);
+      await c.write(bytes.subarray(k, k + 1)).catch(() => undefined);
+    }
+  });
+  for (const [i, c] of clients.entries()) {
+    const l = await closeOf(rt, c);
+    t.same(l['termination'], { cause: 'client-timeout', stage: 'peek', code: 'peek-timeout' }, `${slow[i]![0]}: cut at the peek timeout`);
+    t.equal(l['protocol'], slow[i]![0], 'with the protocol it started');
+    t.equal(l['peek'], 'timeout');
+    t.equal(l['backend'], null, 'never handed to a backend');
+    t.ok(Number(l['durationMs']) < 1_500, `at the deadline (${String(l['durationMs'])} ms)`);
+  }
+  await Promise.all(trickles);
+  t.same(rec.bs.map((b) => b.accepted()), [0, 0, 0], 'no backend was dialled');
+  const warns = rt.lines.filter((l) => l.event === 'peek.slow');
+  t.ok(warns.length >= 1 && warns.length <= 2, `peek.slow at most once a second (${String(warns.length)} lines)`);
+  t.equal(warns[0]?.['level'], 'warn');
+  const m = parseExposition((await admin(adminPort, 'GET', '/metrics')).text);
+  t.equal(sampleValue(m, 'tether_peek_outcomes_total', { protocol: 'tls', stop: 'timeout' }), 2, 'metrics count the cut as tls|timeout');
+  t.equal(sampleValue(m, 'tether_peek_outcomes_total', { protocol: 'http', stop: 'timeout' }), 1);
+  t.equal(sampleValue(m, 'tether_connection_closes_total', { cause: 'client-timeout', stage: 'peek', code: 'peek-timeout' }), 4);
+});
+
+t.test('a slow client whose bytes no sniffer recognises is still proxied at the peek timeout, every byte in order', async (t) => {
   const rec = await recorders(t, true);
   const { rt, port } = await tether(t, rec.bs, ['--affinity', 'sni,source', '--peek-timeout', '500ms']);
   const c = await connect(t, port);
-  // Each prefix of a request line keeps the HTTP sniffer waiting, so only the deadline decides.
-  const payload = Buffer.from('GET /sl');
+  // Capitals could still become an HTTP method, so the HTTP sniffer keeps waiting, but no known
+  // method and space ever comes: nothing was recognised, and only the deadline decides.
+  const payload = Buffer.from('XYZZYPL');
   const greeting = c.firstLine(3_000);
   for (const byte of payload) {
     await c.write(Buffer.from([byte]));

@@ -97,14 +97,33 @@ t.test('a silent client: timeout, protocol unknown, no bytes, within bounds', as
   t.ok(accepted.isPaused(), 'left paused');
 });
 
-t.test('a client that stops mid-head: timeout keeps the bytes and says unknown', async (t) => {
-  const { accepted, client } = await connectPair(t);
-  const partial = Buffer.from('GET / HTTP/1.1\r\nHost: a.example\r\n');
-  client.write(partial);
-  const r = ok(await peek(accepted, { timeoutMs: 150, maxBytes: MAX_PRELUDE_BYTES }));
-  t.equal(r.stop, 'timeout');
-  t.equal(r.facts.protocol, 'unknown');
-  t.ok(Buffer.concat(r.prelude).equals(partial));
+t.test('a client that stops mid-prelude it started (TLS, HTTP, XMPP) is cut at the deadline, not passed on', async (t) => {
+  const partials: readonly (readonly [string, Buffer, string])[] = [
+    ['a TLS hello missing its last bytes', hello.subarray(0, hello.length - 10), 'tls'],
+    ['a TLS record header', hello.subarray(0, 5), 'tls'],
+    ['an HTTP head without its empty line', Buffer.from('GET / HTTP/1.1\r\nHost: a.example\r\n'), 'http'],
+    ['an HTTP method and a space', Buffer.from('POST '), 'http'],
+    ['an XMPP declaration', Buffer.from("<?xml version='1.0'?>"), 'xmpp'],
+  ];
+  for (const [name, partial, started] of partials) {
+    const { accepted, client } = await connectPair(t);
+    client.write(partial);
+    const r = await peek(accepted, { timeoutMs: 150, maxBytes: MAX_PRELUDE_BYTES });
+    t.same(r, { ok: false, termination: { cause: 'client-timeout', stage: 'peek', code: 'peek-timeout' }, started }, name);
+  }
+});
+
+t.test('bytes no sniffer recognises are still passed on at the deadline, as unknown', async (t) => {
+  // Each keeps some sniffer asking for more, yet none positively starts its protocol.
+  for (const text of ['\x16', '\x16\x03', 'G', 'GET', 'XYZZY-PLUGH', '<', 'SSH']) {
+    const { accepted, client } = await connectPair(t);
+    const partial = Buffer.from(text, 'latin1');
+    client.write(partial);
+    const r = ok(await peek(accepted, { timeoutMs: 150, maxBytes: MAX_PRELUDE_BYTES }));
+    t.equal(r.stop, 'timeout', `${JSON.stringify(text)}: timeout`);
+    t.equal(r.facts.protocol, 'unknown');
+    t.ok(Buffer.concat(r.prelude).equals(partial), 'the bytes are kept');
+  }
 });
 
 t.test('a slow junk stream stops at the byte cap, before the deadline', async (t) => {

@@ -124,8 +124,9 @@ const TOO_LONG: readonly (readonly [string, string, string | undefined])[] = [
   ['LITERAL+ literals adding up past MAX_IMAP_COMMAND', `a LOGIN ${`{8000+}\r\n${'z'.repeat(8000)} `.repeat(Math.ceil(MAX_IMAP_COMMAND / 8000))}`, 'a'],
 ];
 
-/** Incomplete commands, and whether the client waits for our "+ " continuation. */
-const NEED_MORE: readonly (readonly [string, boolean])[] = [
+/** Incomplete commands, whether the client waits for our "+ " continuation, and inside a
+ *  literal's octets the length they end at. */
+const NEED_MORE: readonly (readonly [string, boolean, number?])[] = [
   ['', false],
   ['a', false],
   ['a ', false],
@@ -143,12 +144,12 @@ const NEED_MORE: readonly (readonly [string, boolean])[] = [
   ['a LOGIN {5}\n', true],
   ['a LOGIN {0}\r\n', true],
   [`a LOGIN {${MAX_IMAP_LITERAL}}\r\n`, true],
-  ['a LOGIN {5+}\r\n', false],
-  ['a LOGIN {5}\r\nali', false],
+  ['a LOGIN {5+}\r\n', false, 19],
+  ['a LOGIN {5}\r\nali', false, 18],
   ['a LOGIN {5}\r\nalice', false],
   ['a LOGIN {5}\r\nalice {6}\r\n', true],
   ['a LOGIN {5+}\r\nalice {6}\r\n', true],
-  ['a LOGIN {5}\r\nalice {6+}\r\n', false],
+  ['a LOGIN {5}\r\nalice {6+}\r\n', false, 31],
   ['a LOGIN {1}\r\nxy', false],
   ['a ID (', false],
   ['a ID ("na', false],
@@ -179,7 +180,7 @@ t.test('case table: over a limit', (t) => {
 });
 
 t.test('case table: need-more, with continuation exactly after a sync literal header', (t) => {
-  for (const [input, continuation] of NEED_MORE) t.same(parseImapCommand(b(input)), { kind: 'need-more', continuation }, JSON.stringify(input));
+  for (const [input, continuation, until] of NEED_MORE) t.same(parseImapCommand(b(input)), { kind: 'need-more', continuation, ...(until === undefined ? {} : { until }) }, JSON.stringify(input));
   t.end();
 });
 

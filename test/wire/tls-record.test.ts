@@ -10,7 +10,7 @@ import {
   handshakeStream,
   reframeHandshake,
 } from '../../fixtures/client-hellos.js';
-import { scanHandshake, type HandshakeMessage, type HandshakeScan } from '../../lib/wire/tls/record.js';
+import { HANDSHAKE_WALK_START, scanHandshake, walkHandshake, type HandshakeMessage, type HandshakeScan, type HandshakeWalk } from '../../lib/wire/tls/record.js';
 
 fc.configureGlobal({ seed: Number(process.env['FC_SEED'] ?? 0x7e7e), numRuns: 200 });
 
@@ -180,5 +180,78 @@ t.test('properties', (t) => {
       }),
     );
   }, 'bytes appended after complete records never take a message away');
+  t.end();
+});
+
+/** Whether scanHandshake can answer: a message, or a status other than `more`. */
+const scanReady = (b: Buffer, max: number): boolean => {
+  const scan = scanHandshake(b, max);
+  return scan.messages.length > 0 || scan.status !== 'more';
+};
+
+/** walkHandshake over `bytes` grown through `cuts` (ascending lengths); the ready flag after each. */
+function walkThrough(bytes: Buffer, cuts: readonly number[], max: number): { readonly at: number; readonly walk: HandshakeWalk }[] {
+  let walk = HANDSHAKE_WALK_START;
+  return cuts.map((at) => {
+    walk = walkHandshake(bytes.subarray(0, at), walk, max);
+    return { at, walk };
+  });
+}
+
+const WALK_CASES: readonly [string, Buffer, number][] = [
+  ...FLIGHTS.map((f): [string, Buffer, number] => [f.name, f.bytes, MAX]),
+  ['a ClientHello in 1-byte records', reframeHandshake(plain, 1), MAX],
+  ['a ClientHello in 40-byte records', reframeHandshake(plain, 40), MAX],
+  ['a message over maxBytes', hex('16 0303 0008 01001000 00000000'), 64],
+  ['payload over maxBytes before the message ends', hex('16 0303 0010 01000006 0000000000000000'), 8],
+  ['a bad record after one still short of a message', hex('16 0303 0002 0100 15 0303 0002 0228'), MAX],
+  ['zero-length record', hex('16 0303 0000'), MAX],
+  ['version major 2', hex('16 02'), MAX],
+  ['version minor 5', hex('16 0305'), MAX],
+  ['not a handshake record', hex('17 0303 0001 00'), MAX],
+];
+
+t.test('walkHandshake: ready exactly when scanHandshake can answer, byte by byte', (t) => {
+  for (const [name, bytes, max] of WALK_CASES) {
+    const cuts = Array.from({ length: bytes.length + 1 }, (_, i) => i);
+    const bad = walkThrough(bytes, cuts, max).find(({ at, walk }) => walk.ready !== scanReady(bytes.subarray(0, at), max));
+    t.equal(bad?.at, undefined, `${name}: agrees at every length`);
+  }
+  t.end();
+});
+
+t.test('walkHandshake: once ready it stays ready, and resumes where it stopped', (t) => {
+  const whole = walkHandshake(plain, HANDSHAKE_WALK_START, MAX);
+  t.ok(whole.ready, 'a whole ClientHello is ready');
+  t.equal(walkHandshake(plain, whole, MAX), whole, 'a ready walk is returned as is');
+  const records = reframeHandshake(plain, 100);
+  const mid = walkHandshake(records.subarray(0, 250), HANDSHAKE_WALK_START, MAX);
+  t.equal(mid.pos, 210, 'stopped at the third record, the first not yet complete');
+  t.equal(mid.payload, 200);
+  t.equal(mid.head.length, 4, 'the message header is known');
+  t.end();
+});
+
+t.test('walkHandshake: any split of real flights agrees with a one-shot scan', (t) => {
+  const flights = fc.constantFrom(...WALK_CASES.map(([, b, max]) => [b, max] as const));
+  t.doesNotThrow(() => {
+    fc.assert(
+      fc.property(flights, fc.array(fc.nat(), { maxLength: 12 }), ([bytes, max], picks) => {
+        const cuts = [...new Set(picks.map((p) => p % (bytes.length + 1)))].sort((a, b) => a - b);
+        cuts.push(bytes.length);
+        return walkThrough(bytes, cuts, max).every(({ at, walk }) => walk.ready === scanReady(bytes.subarray(0, at), max));
+      }),
+    );
+  });
+  t.doesNotThrow(() => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), fc.nat({ max: 64 }), (raw, cut) => {
+        const b = Buffer.concat([hex('16 03'), Buffer.from(raw)]);
+        const at = Math.min(cut, b.length);
+        const [first, second] = walkThrough(b, [at, b.length], 32);
+        return first?.walk.ready === scanReady(b.subarray(0, at), 32) && second?.walk.ready === scanReady(b, 32);
+      }),
+    );
+  }, 'random record streams agree too');
   t.end();
 });

@@ -34,8 +34,13 @@ export interface ImapCommand {
 }
 
 export type ImapParse =
-  /** Not complete. `continuation`: the client sent "{n}\r\n" and now waits for our "+ ". */
-  | { readonly kind: 'need-more'; readonly continuation: boolean }
+  /**
+   * Not complete. `continuation`: the client sent "{n}\r\n" and now waits for our "+ ".
+   * `until`: inside a literal's octets, the input length before which the answer stays
+   * need-more whatever arrives (a literal may carry CRLFs), so a caller fed a byte at a time
+   * need not parse again before then.
+   */
+  | { readonly kind: 'need-more'; readonly continuation: boolean; readonly until?: number }
   | { readonly kind: 'match'; readonly command: ImapCommand }
   /** A syntax error: answer BAD (with the tag, when known) and drop `length` bytes. */
   | { readonly kind: 'bad'; readonly tag?: string; readonly reason: string; readonly length: number }
@@ -147,7 +152,8 @@ export function parseImapCommand(buf: Buffer): ImapParse {
         pieceStart = dataStart;
       }
       // The client waits for "+ " after any sync header, "{0}\r\n" included (RFC 9051 §4.3).
-      if (buf.length < dataStart + size || (sync && buf.length === dataStart)) return { kind: 'need-more', continuation: sync && buf.length === dataStart };
+      if (sync && buf.length === dataStart) return { kind: 'need-more', continuation: true };
+      if (buf.length < dataStart + size) return { kind: 'need-more', continuation: false, until: dataStart + size };
       token = buf.subarray(dataStart, dataStart + size).toString('utf8');
       pos = dataStart + size;
       lineStart = pos;

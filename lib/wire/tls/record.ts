@@ -98,3 +98,54 @@ export function scanHandshake(buf: Buffer, maxBytes: number): HandshakeScan {
   }
   return reason === undefined ? { messages, status } : { messages, status, reason };
 }
+
+/**
+ * How far a resumable walk over a prelude's handshake records got (see walkHandshake): the
+ * offset of the first record not yet complete, the handshake payload before it, the first
+ * payload bytes (the message header, up to 4) and whether a parse can now answer.
+ */
+export interface HandshakeWalk {
+  readonly pos: number;
+  readonly payload: number;
+  readonly head: readonly number[];
+  /** scanHandshake(buf) now finds a message or a status other than `more`. */
+  readonly ready: boolean;
+}
+
+export const HANDSHAKE_WALK_START: HandshakeWalk = Object.freeze({ pos: 0, payload: 0, head: Object.freeze([]), ready: false });
+
+/**
+ * Continues `from` over `buf` (the same prelude, grown since) and says whether a ClientHello
+ * parse of `buf` could now give something other than need-more: a complete first message, or
+ * any of scanHandshake's verdicts. Reads only record headers and the 4-byte message header, and
+ * resumes at the record it stopped in, so a prelude fed a byte at a time costs O(bytes) in all
+ * (a full parse on every byte costs O(bytes²): 2.2 s of CPU for one 16 KiB trickle).
+ */
+export function walkHandshake(buf: Buffer, from: HandshakeWalk, maxBytes: number): HandshakeWalk {
+  if (from.ready) return from;
+  let { pos, payload } = from;
+  const head = [...from.head];
+  const ready = (): HandshakeWalk => ({ pos, payload, head, ready: true });
+  while (pos < buf.length) {
+    if (buf.readUInt8(pos) !== CONTENT_HANDSHAKE) return ready();
+    if (buf.length >= pos + 2 && buf.readUInt8(pos + 1) !== 3) return ready();
+    if (buf.length >= pos + 3 && buf.readUInt8(pos + 2) > 4) return ready();
+    if (buf.length < pos + RECORD_HEADER) break;
+    const length = buf.readUInt16BE(pos + 3);
+    if (length === 0 || length > MAX_RECORD_LENGTH) return ready();
+    const available = Math.min(length, buf.length - pos - RECORD_HEADER);
+    if (payload + available > maxBytes) return ready();
+    // The message header may span records: take what this record adds to it.
+    const known = [...head];
+    for (let i = 0; known.length < 4 && i < available; i++) known.push(buf.readUInt8(pos + RECORD_HEADER + i));
+    if (known.length === 4) {
+      const msgLength = Buffer.from(known).readUIntBE(1, 3);
+      if (msgLength > maxBytes || payload + available >= 4 + msgLength) return ready();
+    }
+    if (available < length) break;
+    head.splice(0, head.length, ...known);
+    pos += RECORD_HEADER + length;
+    payload += length;
+  }
+  return { pos, payload, head, ready: false };
+}

@@ -55,7 +55,10 @@ export type TerminationStage = 'accept' | 'peek' | 'greet' | 'place' | 'queue' |
 export interface Termination {
   readonly cause: TerminationCause;
   readonly stage: TerminationStage;
-  /** A Node error code (ECONNRESET, ECONNREFUSED, ETIMEDOUT) or a tether reason. */
+  /**
+   * A Node error code (ECONNRESET, ECONNREFUSED, ETIMEDOUT) or a tether reason; the splice's
+   * timeouts are `idle`, `fin-timeout` and `write-stall` (the README's termination table).
+   */
   readonly code?: string;
 }
 

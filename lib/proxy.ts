@@ -439,7 +439,7 @@ function keyModuleInput(facts: Facts): KeyModuleInput {
 }
 
 /** What to learn from this connection's backend, as splice options. */
-function learning(fe: Frontend, pr: PoolRuntime, facts: Facts, backend: Backend, deps: Deps): Omit<SpliceOptions, 'idleMs'> {
+function learning(fe: Frontend, pr: PoolRuntime, facts: Facts, backend: Backend, deps: Deps): Pick<SpliceOptions, 'watchBackend' | 'rewriteHead'> {
   const chain = fe.config.affinity;
   const pin: Pin = (kind, value) => {
     pr.table.set(tableKey({ kind, value }), backend.name, deps.clock.now());
@@ -621,7 +621,10 @@ async function serve(c: Client, fe: Frontend, deps: Deps, stopCut: (cut: () => v
     client.write(bl.toClient);
   }
   const prelude = d.sent.length === 0 ? c.prelude : [...c.prelude, ...d.sent];
-  const s: Splice = splice(client, backendSocket, prelude, { idleMs: fe.config.idleTimeoutMs, ...learning(fe, pr, c.facts, d.backend, deps) });
+  const timeouts = { idleMs: fe.config.idleTimeoutMs, backendStallMs: fe.config.backendStallTimeoutMs, clientStallMs: fe.config.clientStallTimeoutMs, finMs: fe.config.finTimeoutMs };
+  // Under TLS (implicit, STARTTLS, backend TLS) a reset must go to the TCP socket beneath.
+  const tcp = { ...(client === c.raw ? {} : { client: c.raw }), ...(backendSocket === d.socket ? {} : { backend: d.socket }) };
+  const s: Splice = splice(client, backendSocket, prelude, { ...timeouts, tcp, ...learning(fe, pr, c.facts, d.backend, deps) });
   // Keyed by the raw socket, as at accept: `client` may be the TLS socket (STARTTLS or
   // implicit TLS), and only `raw` is deleted at the end; a TLS key would stay and hang stop().
   fe.open.set(c.raw, { cut: s.cut, pool: pr.name, backend: d.backend.name, ...(d.lookup ? { tableKey: d.lookup.tableKey } : {}) });

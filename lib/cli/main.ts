@@ -52,6 +52,9 @@ interface RunOptions {
   affinityMaxEntries?: number;
   connectTimeout?: number;
   idleTimeout?: number;
+  backendStallTimeout?: number;
+  clientStallTimeout?: number;
+  finTimeout?: number;
   retries?: number;
   holdDown?: number;
   peekTimeout?: number;
@@ -105,6 +108,9 @@ const PARSERS: Readonly<Record<string, (v: string) => unknown>> = {
   '--affinity-max-entries': parseCount(1, 100_000_000),
   '--connect-timeout': parseDuration,
   '--idle-timeout': parseDuration,
+  '--backend-stall-timeout': parseDuration,
+  '--client-stall-timeout': parseDuration,
+  '--fin-timeout': parseDuration,
   '--retries': parseCount(0, MAX_RETRIES),
   '--hold-down': parseDuration,
   '--peek-timeout': parseDuration,
@@ -166,7 +172,7 @@ function addRunOptions(cmd: Command): Command {
 }
 
 const FLAG_FOR_FIELD: Readonly<Record<string, string>> = { listen: '--listen', backends: '--backend', affinity: '--affinity', name: '--name', 'trusted-proxies': '--trusted-proxy' };
-const FLAG_FIELD_NAMES = new Set(['affinity-timeout', 'connect-timeout', 'idle-timeout', 'affinity-max-entries', 'retries', 'hold-down', 'peek-timeout', 'insert-cookie', 'key-module', 'protocol', 'tls', 'require-tls', 'backend-tls', 'user-map', 'user-lookup', 'login-timeout', 'routes', 'proxy-protocol', 'accept-proxy-protocol', 'frontend-max-conns', 'queue-size', 'queue-timeout', 'health-check', 'health-expect', 'health-send', 'health-interval', 'health-timeout', 'health-rise', 'health-fall']);
+const FLAG_FIELD_NAMES = new Set(['affinity-timeout', 'connect-timeout', 'idle-timeout', 'backend-stall-timeout', 'client-stall-timeout', 'fin-timeout', 'affinity-max-entries', 'retries', 'hold-down', 'peek-timeout', 'insert-cookie', 'key-module', 'protocol', 'tls', 'require-tls', 'backend-tls', 'user-map', 'user-lookup', 'login-timeout', 'routes', 'proxy-protocol', 'accept-proxy-protocol', 'frontend-max-conns', 'queue-size', 'queue-timeout', 'health-check', 'health-expect', 'health-send', 'health-interval', 'health-timeout', 'health-rise', 'health-fall']);
 
 /** Top-level config keys that are flags of the same name. */
 const GLOBAL_FLAG_NAMES = new Set(['grace', 'log-level', 'state-file', 'state-interval', 'admin', 'admin-token-file']);
@@ -191,6 +197,9 @@ function configFromFlags(o: RunOptions): Config {
   if (o.affinityMaxEntries !== undefined) d.affinityMaxEntries = o.affinityMaxEntries;
   if (o.connectTimeout !== undefined) d.connectTimeoutMs = o.connectTimeout;
   if (o.idleTimeout !== undefined) d.idleTimeoutMs = o.idleTimeout;
+  if (o.backendStallTimeout !== undefined) d.backendStallTimeoutMs = o.backendStallTimeout;
+  if (o.clientStallTimeout !== undefined) d.clientStallTimeoutMs = o.clientStallTimeout;
+  if (o.finTimeout !== undefined) d.finTimeoutMs = o.finTimeout;
   if (o.retries !== undefined) d.retries = o.retries;
   if (o.holdDown !== undefined) d.holdDownMs = o.holdDown;
   if (o.peekTimeout !== undefined) d.peekTimeoutMs = o.peekTimeout;
@@ -257,7 +266,7 @@ function withGlobalFlags(config: Config, o: RunOptions): Config {
 }
 
 const FRONTEND_OPTION_KEYS = [
-  'listen', 'backend', 'affinity', 'balance', 'affinityTimeout', 'affinityMaxEntries', 'connectTimeout', 'idleTimeout', 'retries', 'holdDown', 'peekTimeout', 'insertCookie', 'keyModule', 'name',
+  'listen', 'backend', 'affinity', 'balance', 'affinityTimeout', 'affinityMaxEntries', 'connectTimeout', 'idleTimeout', 'backendStallTimeout', 'clientStallTimeout', 'finTimeout', 'retries', 'holdDown', 'peekTimeout', 'insertCookie', 'keyModule', 'name',
   'protocol', 'tls', 'tlsCert', 'tlsKey', 'requireTls', 'backendTls', 'backendCa', 'backendInsecure', 'userMap', 'userLookup',
   'userCacheTtl', 'loginTimeout', 'loginDomain', 'allow', 'deny',
   'proxyProtocol', 'acceptProxyProtocol', 'trustedProxy', 'frontendMaxConns', 'queueSize', 'queueTimeout',

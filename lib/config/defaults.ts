@@ -15,6 +15,21 @@ export const CONNECT_TIMEOUT_MS = 5_000;
  *  IDLE, which re-issues at most every 29 min (RFC 9051 §6.3.13) and XMPP whitespace pings. */
 export const IDLE_TIMEOUT_MS = 60 * 60_000;
 
+/** Bytes waiting toward a backend that takes none of them for this long: a healthy server
+ *  drains its socket in milliseconds, so 10s only catches one that accepted and stopped
+ *  reading (HAProxy's `timeout server` is often 30s, but that also covers think time). */
+export const BACKEND_STALL_TIMEOUT_MS = 10_000;
+
+/** The same toward a client. Mobile networks stall for tens of seconds (radio handover,
+ *  tunnels) and recover; 60s lets them, and still frees a client that stopped reading. */
+export const CLIENT_STALL_TIMEOUT_MS = 60_000;
+
+/** Inactivity allowed once one side has sent its FIN (HAProxy's `timeout client-fin` /
+ *  `timeout server-fin`). A half-closed connection is either finishing a reply, which flows
+ *  at once, or left by a peer that will never answer; 30s (a few RTOs of a lossy link) keeps
+ *  the first and stops the second from holding a connection for the whole idle timeout. */
+export const FIN_TIMEOUT_MS = 30_000;
+
 /** Extra backends tried after the first dial fails (so at most 1 + RETRIES dials). */
 export const RETRIES = 2;
 

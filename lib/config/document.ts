@@ -51,6 +51,9 @@ export interface FrontendDraft {
   affinityMaxEntries?: number;
   connectTimeoutMs?: number;
   idleTimeoutMs?: number;
+  backendStallTimeoutMs?: number;
+  clientStallTimeoutMs?: number;
+  finTimeoutMs?: number;
   retries?: number;
   holdDownMs?: number;
   peekTimeoutMs?: number;
@@ -116,6 +119,9 @@ export function frontendWithDefaults(d: FrontendDraft): FrontendConfig {
     affinityMaxEntries: d.affinityMaxEntries ?? D.AFFINITY_MAX_ENTRIES,
     connectTimeoutMs: d.connectTimeoutMs ?? D.CONNECT_TIMEOUT_MS,
     idleTimeoutMs: d.idleTimeoutMs ?? D.IDLE_TIMEOUT_MS,
+    backendStallTimeoutMs: d.backendStallTimeoutMs ?? D.BACKEND_STALL_TIMEOUT_MS,
+    clientStallTimeoutMs: d.clientStallTimeoutMs ?? D.CLIENT_STALL_TIMEOUT_MS,
+    finTimeoutMs: d.finTimeoutMs ?? D.FIN_TIMEOUT_MS,
     retries: d.retries ?? D.RETRIES,
     holdDownMs: d.holdDownMs ?? D.HOLD_DOWN_MS,
     peekTimeoutMs: d.peekTimeoutMs ?? D.PEEK_TIMEOUT_MS,
@@ -139,7 +145,7 @@ export function frontendWithDefaults(d: FrontendDraft): FrontendConfig {
 
 const FRONTEND_KEYS = [
   'name', 'listen', 'backends', 'affinity', 'balance', 'affinity-timeout', 'affinity-max-entries',
-  'connect-timeout', 'idle-timeout', 'retries', 'hold-down', 'peek-timeout', 'insert-cookie', 'key-module',
+  'connect-timeout', 'idle-timeout', 'backend-stall-timeout', 'client-stall-timeout', 'fin-timeout', 'retries', 'hold-down', 'peek-timeout', 'insert-cookie', 'key-module',
   'pools', 'routes', 'protocol', 'tls', 'tls-cert', 'tls-key', 'require-tls', 'backend-tls', 'backend-ca',
   'backend-insecure', 'user-map', 'user-lookup', 'user-cache-ttl', 'login-timeout', 'login-domain', 'allow', 'deny',
   'proxy-protocol', 'accept-proxy-protocol', 'trusted-proxies', 'frontend-max-conns', 'queue-size', 'queue-timeout',
@@ -342,6 +348,9 @@ function frontendFromObject(o: Record<string, unknown>, at: string, issues: Conf
   set('affinityTimeoutMs', dur('affinity-timeout'));
   set('connectTimeoutMs', dur('connect-timeout'));
   set('idleTimeoutMs', dur('idle-timeout'));
+  set('backendStallTimeoutMs', dur('backend-stall-timeout'));
+  set('clientStallTimeoutMs', dur('client-stall-timeout'));
+  set('finTimeoutMs', dur('fin-timeout'));
   set('holdDownMs', dur('hold-down'));
   if (o['affinity-max-entries'] !== undefined) {
     set('affinityMaxEntries', scalar(o['affinity-max-entries'], `${at}.affinity-max-entries`, parseCount(1, 100_000_000), issues));

@@ -142,6 +142,12 @@ export interface FrontendConfig {
   readonly affinityMaxEntries: number;
   readonly connectTimeoutMs: number;
   readonly idleTimeoutMs: number;
+  /** Bytes waiting toward the backend with none of them taken for this long close the connection. */
+  readonly backendStallTimeoutMs: number;
+  /** The same toward the client. */
+  readonly clientStallTimeoutMs: number;
+  /** Once one side has sent its FIN, the inactivity timeout is min(idle, this). */
+  readonly finTimeoutMs: number;
   readonly retries: number;
   readonly holdDownMs: number;
   /** How long peek waits for the sniffers' verdict before the chain falls back. */

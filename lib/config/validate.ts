@@ -99,6 +99,9 @@ function checkFrontend(fe: FrontendConfig, at: string, issues: ConfigIssue[]): v
     ['affinity-timeout', fe.affinityTimeoutMs],
     ['connect-timeout', fe.connectTimeoutMs],
     ['idle-timeout', fe.idleTimeoutMs],
+    ['backend-stall-timeout', fe.backendStallTimeoutMs],
+    ['client-stall-timeout', fe.clientStallTimeoutMs],
+    ['fin-timeout', fe.finTimeoutMs],
     ['queue-timeout', fe.queueTimeoutMs],
   ];
   for (const [field, ms] of positive) {

@@ -7,6 +7,7 @@ import { ticketKeyName } from '../affinity/chain.js';
 import { parseResponseHead } from '../wire/http/response-head.js';
 import { MAX_REQUEST_HEAD_BYTES } from '../wire/http/request-head.js';
 import type { ClientHello } from '../wire/tls/client-hello.js';
+import { walkRecords } from '../wire/tls/record.js';
 import { MAX_SERVER_FLIGHT_BYTES, TLS13, parseServerFlight } from '../wire/tls/server-hello.js';
 
 export type Pin = (kind: string, value: string) => void;
@@ -18,15 +19,34 @@ export type Pin = (kind: string, value: string) => void;
  * 1.2 resumption echoing the client's session ID, or the TLS 1.3 PSK identity it selected) and
  * of every TLS 1.2 NewSessionTicket sent in the clear. Stops at the first non-handshake record.
  */
-export function tlsLearner(hello: ClientHello, want: { session: boolean; ticket: boolean }, pin: Pin): (received: Buffer) => boolean {
+export function tlsLearner(
+  hello: ClientHello,
+  want: { session: boolean; ticket: boolean },
+  pin: Pin,
+  parse: typeof parseServerFlight = parseServerFlight,
+): (received: Buffer) => boolean {
   const pinned = new Set<string>();
   const once = (kind: string, value: string): void => {
     if (pinned.has(`${kind}\u0000${value}`)) return;
     pinned.add(`${kind}\u0000${value}`);
     pin(kind, value);
   };
+  // Parsing runs over everything received, so running it on every byte of a trickling backend
+  // costs O(n²). It runs only when it can learn something new — the first complete record, the
+  // end of the handshake records, the byte cap — or when the complete records have doubled
+  // since it last ran (so a ServerHello spanning records is still found): O(n) in all.
+  let walked = 0;
+  let need = 1;
+  let parsedAt = 0;
   return (received) => {
-    const r = parseServerFlight(received, MAX_SERVER_FLIGHT_BYTES);
+    if (received.length < need && received.length < MAX_SERVER_FLIGHT_BYTES) return false;
+    const w = walkRecords(received, walked);
+    walked = w.end;
+    need = w.need;
+    const due = w.other || received.length >= MAX_SERVER_FLIGHT_BYTES || (walked > 0 && (parsedAt === 0 || walked >= 2 * parsedAt));
+    if (!due) return false;
+    parsedAt = Math.max(walked, 1);
+    const r = parse(received, MAX_SERVER_FLIGHT_BYTES);
     if (r.kind === 'need-more') return received.length >= MAX_SERVER_FLIGHT_BYTES;
     if (r.kind === 'not-mine') return true;
     const { hello: sh, newTickets, complete } = r.value;

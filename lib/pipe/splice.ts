@@ -5,6 +5,7 @@
 // becomes end() on the other, whose reverse direction keeps flowing (sockets are allowHalfOpen).
 import { Buffer } from 'node:buffer';
 import type net from 'node:net';
+import tls from 'node:tls';
 import { errorCode, type Termination, type TerminationCause } from '../errors.js';
 
 export interface SpliceResult {
@@ -15,10 +16,24 @@ export interface SpliceResult {
   readonly bytesOut: number;
 }
 
-/** Ends a socket abortively: an error on one side is passed on as a reset, not a clean FIN. */
-function abort(socket: net.Socket): void {
+/**
+ * Ends a socket abortively (an RST), so an error on one side is passed on as a reset, not a
+ * clean FIN. A TLSSocket cannot be reset itself (its handle is a TLSWrap, not a TCP handle, and
+ * Node throws ERR_INVALID_HANDLE_TYPE), so `tcp`, the socket under it, is reset instead; with
+ * no TCP socket to reset, it is destroyed (a FIN). Never throws.
+ */
+function abort(socket: net.Socket, tcp: net.Socket | undefined): void {
   if (socket.destroyed) return;
-  socket.resetAndDestroy();
+  const target = socket instanceof tls.TLSSocket ? tcp : socket;
+  if (target !== undefined && !target.destroyed) {
+    try {
+      target.resetAndDestroy();
+    } catch {
+      // ERR_INVALID_HANDLE_TYPE: not a TCP handle after all (a pipe, a stream-wrapped socket);
+      // the destroy below still closes it, with a FIN, and the termination already says why.
+    }
+  }
+  socket.destroy();
 }
 
 /** How long a side may stay open after its peer has fully closed (see lingerAfterPeerClose). */
@@ -59,56 +74,145 @@ export type HeadRewriter = (
   received: Buffer,
 ) => { readonly done: false; readonly pass?: number } | { readonly done: true; readonly out: Buffer };
 
+
 export interface SpliceOptions {
   /** Silence in both directions after which both sides are closed. */
   readonly idleMs: number;
-  /** Sees the backend's bytes as they pass (no delay, no copy) until it returns true. */
+  /** Bytes waiting toward the backend and none of them taken for this long: both sides are closed. */
+  readonly backendStallMs: number;
+  /** The same toward the client. */
+  readonly clientStallMs: number;
+  /** Once either side has sent its FIN, the silence allowed is min(idleMs, finMs). */
+  readonly finMs: number;
+  /** The TCP sockets under TLS ones (implicit TLS, STARTTLS, backend TLS): resets go to them. */
+  readonly tcp?: { readonly client?: net.Socket; readonly backend?: net.Socket };
+  /**
+   * Sees the backend's bytes as they pass (no delay) until it returns true: each call gets
+   * everything received so far, which extends what the previous call got.
+   */
   readonly watchBackend?: (received: Buffer) => boolean;
   /** Holds the backend's first bytes until this says done, and sends its output instead. */
   readonly rewriteHead?: HeadRewriter;
 }
 
-/** Feeds `socket`'s bytes to `watch` (accumulated) until it returns true; pipe() keeps flowing. */
+/** tap's first buffer; it doubles when full, so each byte is copied O(1) times on average. */
+const TAP_INITIAL_BYTES = 4 * 1024;
+
+/**
+ * Feeds `socket`'s bytes to `watch` (accumulated) until it returns true; pipe() keeps flowing.
+ * The bytes are copied into one growing buffer rather than re-concatenated on every chunk, so
+ * a backend trickling its bytes costs O(n) copying, not O(n²).
+ */
 function tap(socket: net.Socket, watch: (received: Buffer) => boolean): void {
-  const chunks: Buffer[] = [];
+  let held = Buffer.alloc(0);
   let size = 0;
+  const stop = (): void => {
+    socket.off('data', onData);
+    held = Buffer.alloc(0);
+  };
   const onData = (chunk: Buffer): void => {
-    chunks.push(chunk);
+    if (size + chunk.length > held.length) {
+      const grown = Buffer.allocUnsafe(Math.max(TAP_INITIAL_BYTES, 2 * held.length, size + chunk.length));
+      held.copy(grown, 0, 0, size);
+      held = grown;
+    }
+    chunk.copy(held, size);
     size += chunk.length;
-    if (watch(chunks.length === 1 ? chunk : Buffer.concat(chunks, size))) socket.off('data', onData);
+    if (watch(held.subarray(0, size))) stop();
   };
   socket.on('data', onData);
-  socket.once('close', () => socket.off('data', onData));
+  socket.once('close', stop);
 }
+
+/**
+ * Interim (1xx) heads passed on one by one before the head rewriter gives up and pipes the rest
+ * unchanged. RFC 9110 §15.2 sets no limit; a real server sends one 100 Continue per request
+ * and a few 103 Early Hints. More is a backend spinning (or not speaking HTTP): pipe() then
+ * carries it with backpressure, and tether holds at most a highWaterMark of it.
+ */
+export const MAX_INTERIM_HEADS = 16;
+
+const LF = 0x0a;
+const CR = 0x0d;
 
 /**
  * Collects the backend's first bytes until `rewrite` is done, writes its output to the client,
  * then pipes the rest. An end before that passes on what was received, unchanged.
+ * `rewrite` is asked again only when the new bytes may end a head (the first line end, or an
+ * empty line: LF, optional CR, LF) or when the held bytes have doubled since it was last asked
+ * (so a head past its cap is still answered), which bounds the parsing to O(n). Interim heads
+ * are written with backpressure: the backend is paused while the client's buffer is full.
  */
 function pipeWithHead(backend: net.Socket, client: net.Socket, rewrite: HeadRewriter): void {
-  const chunks: Buffer[] = [];
+  let chunks: Buffer[] = [];
   let size = 0;
+  let askedAt = 0;
+  let interim = 0;
+  let lineSeen = false;
+  // The last two bytes received (-1: none yet), to find an empty line split across chunks.
+  let last1 = -1;
+  let last2 = -1;
   const stop = (): void => {
     backend.off('data', onData);
     backend.off('end', onEnd);
   };
+  let waiting = false;
+  const resume = (): void => {
+    waiting = false;
+    backend.resume();
+  };
+  const send = (bytes: Buffer): void => {
+    if (bytes.length > 0 && !client.write(bytes) && !waiting) {
+      waiting = true;
+      backend.pause();
+      client.once('drain', resume);
+    }
+  };
+  const finish = (out: Buffer): void => {
+    stop();
+    chunks = [];
+    backend.pause();
+    send(out);
+    backend.pipe(client);
+  };
+  /** Whether `chunk` may complete a head (see above); updates the line state. */
+  const mayEndHead = (chunk: Buffer): boolean => {
+    let found = false;
+    for (let i = chunk.indexOf(LF); i >= 0 && !found; i = chunk.indexOf(LF, i + 1)) {
+      const p1 = i >= 1 ? chunk[i - 1] : last1;
+      const p2 = i >= 2 ? chunk[i - 2] : i === 1 ? last1 : last2;
+      found = !lineSeen || p1 === LF || (p1 === CR && p2 === LF);
+      lineSeen = true;
+    }
+    last2 = chunk.length >= 2 ? (chunk[chunk.length - 2] ?? -1) : last1;
+    last1 = chunk[chunk.length - 1] ?? last1;
+    return found;
+  };
   const onData = (chunk: Buffer): void => {
     chunks.push(chunk);
     size += chunk.length;
-    let r = rewrite(Buffer.concat(chunks, size));
-    // Each pass shortens what is held (pass > 0), so this ends.
+    if (!mayEndHead(chunk) && size < 2 * askedAt) return;
+    let held = chunks.length === 1 ? chunk : Buffer.concat(chunks, size);
+    askedAt = size;
+    let r = rewrite(held);
+    // Each pass shortens what is held (pass > 0), and interim heads are capped, so this ends.
     while (!r.done && r.pass !== undefined && r.pass > 0) {
-      const held = Buffer.concat(chunks, size);
-      client.write(held.subarray(0, r.pass));
-      chunks.splice(0, chunks.length, held.subarray(r.pass));
-      size = held.length - r.pass;
-      r = rewrite(held.subarray(r.pass));
+      send(held.subarray(0, r.pass));
+      held = held.subarray(r.pass);
+      lineSeen = false;
+      if (++interim >= MAX_INTERIM_HEADS) {
+        finish(held);
+        return;
+      }
+      r = rewrite(held);
     }
-    if (!r.done) return;
-    stop();
-    backend.pause();
-    client.write(r.out);
-    backend.pipe(client);
+    if (r.done) {
+      finish(r.out);
+      return;
+    }
+    chunks = [held];
+    size = held.length;
+    askedAt = size;
   };
   const onEnd = (): void => {
     stop();
@@ -120,13 +224,59 @@ function pipeWithHead(backend: net.Socket, client: net.Socket, rewrite: HeadRewr
 }
 
 /**
+ * Closes the connection when bytes wait toward `dest` (read from its peer, not yet taken by
+ * its kernel buffer) and none of them are taken for `stallMs`. Armed when a write leaves bytes
+ * in `dest`'s buffer or `src` is paused for it; then one timer checks every `stallMs`: nothing
+ * waiting disarms it, bytes taken since the last check (a slow but moving reader) re-arm it,
+ * none calls `onStall`. So a stall is found between stallMs and 2·stallMs after the last byte
+ * taken. A write is taken whole once the kernel accepts it: a chunk is at most 64 KiB, so a
+ * reader slower than that per `stallMs` counts as stalled. Returns how to stop watching.
+ */
+function watchStall(src: net.Socket, dest: net.Socket, stallMs: number, onStall: () => void): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  let armed = false;
+  let taken = 0;
+  // bytesWritten counts what dest was handed, writableLength what it still holds.
+  const takenNow = (): number => dest.bytesWritten - dest.writableLength;
+  const check = (): void => {
+    if (dest.destroyed || dest.writableLength === 0) {
+      armed = false;
+      return;
+    }
+    const now = takenNow();
+    if (now !== taken) {
+      taken = now;
+      timer?.refresh();
+      return;
+    }
+    armed = false;
+    onStall();
+  };
+  const arm = (): void => {
+    if (armed || dest.writableLength === 0) return;
+    armed = true;
+    taken = takenNow();
+    if (timer) timer.refresh();
+    else timer = setTimeout(check, stallMs).unref();
+  };
+  src.on('data', arm);
+  src.on('pause', arm);
+  return () => {
+    clearTimeout(timer);
+    src.off('data', arm);
+    src.off('pause', arm);
+  };
+}
+
+/**
  * Starts splicing `client` ↔ `backend` after writing `prelude` to the backend. Both sockets
  * must be connected and not yet flowing. `idleMs` of silence in both directions closes both
  * (the client socket's timer sees every byte either way, since every byte is read from or
- * written to it). Never throws; the result's termination names who ended it.
+ * written to it); once a side has sent its FIN, `finMs` if shorter. Bytes waiting toward a
+ * side that takes none of them for its stall time close both. Never throws; the result's
+ * termination names who ended it.
  */
 export function splice(client: net.Socket, backend: net.Socket, prelude: readonly Buffer[], opts: SpliceOptions): Splice {
-  const idleMs = opts.idleMs;
   let cause: TerminationCause | undefined;
   let code: string | undefined;
   let stage: Termination['stage'] = 'pipe';
@@ -136,13 +286,19 @@ export function splice(client: net.Socket, backend: net.Socket, prelude: readonl
       code = k;
     }
   };
+  const closeBoth = (): void => {
+    client.destroy();
+    backend.destroy();
+  };
   let cut = (): void => undefined;
   const done = new Promise<SpliceResult>((resolve) => {
     let open = 2;
+    const stops: (() => void)[] = [];
     const onClose = (): void => {
       open--;
       if (open > 0) return;
       client.setTimeout(0);
+      for (const s of stops) s();
       const termination: Termination =
         code === undefined ? { cause: cause ?? 'normal', stage } : { cause: cause ?? 'normal', stage, code };
       resolve({ termination, bytesIn: client.bytesRead, bytesOut: client.bytesWritten });
@@ -154,28 +310,46 @@ export function splice(client: net.Socket, backend: net.Socket, prelude: readonl
     // The effect of each error is recorded in the termination, and the other side is reset.
     client.on('error', (err) => {
       first('client', errorCode(err));
-      abort(backend);
+      abort(backend, opts.tcp?.backend);
     });
     backend.on('error', (err) => {
       first('backend', errorCode(err));
-      abort(client);
+      abort(client, opts.tcp?.client);
     });
-    client.setTimeout(idleMs, () => {
-      first('client-timeout', 'idle');
-      client.destroy();
-      backend.destroy();
+    let finned = false;
+    client.setTimeout(opts.idleMs, () => {
+      // After a FIN, the side still silent is the one that has not finished.
+      if (finned) first(client.readableEnded ? 'backend-timeout' : 'client-timeout', 'fin-timeout');
+      else first('client-timeout', 'idle');
+      closeBoth();
     });
+    const onFin = (): void => {
+      if (finned || opts.finMs >= opts.idleMs) return;
+      finned = true;
+      client.setTimeout(opts.finMs);
+    };
+    client.once('end', onFin);
+    backend.once('end', onFin);
     cut = () => {
       stage = 'shutdown';
       first('tether', 'shutdown');
-      client.destroy();
-      backend.destroy();
+      closeBoth();
     };
     for (const chunk of prelude) backend.write(chunk);
     client.pipe(backend);
     if (opts.rewriteHead) pipeWithHead(backend, client, opts.rewriteHead);
     else backend.pipe(client);
     if (opts.watchBackend) tap(backend, opts.watchBackend);
+    stops.push(
+      watchStall(client, backend, opts.backendStallMs, () => {
+        first('backend-timeout', 'write-stall');
+        closeBoth();
+      }),
+      watchStall(backend, client, opts.clientStallMs, () => {
+        first('client-timeout', 'write-stall');
+        closeBoth();
+      }),
+    );
     client.resume();
   });
   return { done, cut: () => { cut(); } };

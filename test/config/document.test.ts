@@ -5,7 +5,7 @@ import type { FrontendConfig } from '../../lib/config/types.js';
 
 const BACKEND_SYNTAX = '[NAME=]HOST[:PORT][,weight=N][,max-conns=N][,backup][,drain[=DURATION]|,maint]';
 const FRONTEND_FIELDS =
-  'name, listen, backends, affinity, balance, affinity-timeout, affinity-max-entries, connect-timeout, idle-timeout, retries, hold-down, peek-timeout, insert-cookie, key-module, pools, routes, protocol, tls, tls-cert, tls-key, require-tls, backend-tls, backend-ca, backend-insecure, user-map, user-lookup, user-cache-ttl, login-timeout, login-domain, allow, deny, proxy-protocol, accept-proxy-protocol, trusted-proxies, frontend-max-conns, queue-size, queue-timeout, health-check, health-expect, health-send, health-interval, health-timeout, health-rise, health-fall';
+  'name, listen, backends, affinity, balance, affinity-timeout, affinity-max-entries, connect-timeout, idle-timeout, backend-stall-timeout, client-stall-timeout, fin-timeout, retries, hold-down, peek-timeout, insert-cookie, key-module, pools, routes, protocol, tls, tls-cert, tls-key, require-tls, backend-tls, backend-ca, backend-insecure, user-map, user-lookup, user-cache-ttl, login-timeout, login-domain, allow, deny, proxy-protocol, accept-proxy-protocol, trusted-proxies, frontend-max-conns, queue-size, queue-timeout, health-check, health-expect, health-send, health-interval, health-timeout, health-rise, health-fall';
 
 /** The issues of `doc`, as `path: message` lines. */
 const issuesOf = (doc: unknown): string[] => configFromDocument(doc).issues.map((i) => `${i.path}: ${i.message}`);
@@ -19,6 +19,9 @@ const DEFAULTS = {
   affinityMaxEntries: D.AFFINITY_MAX_ENTRIES,
   connectTimeoutMs: D.CONNECT_TIMEOUT_MS,
   idleTimeoutMs: D.IDLE_TIMEOUT_MS,
+  backendStallTimeoutMs: D.BACKEND_STALL_TIMEOUT_MS,
+  clientStallTimeoutMs: D.CLIENT_STALL_TIMEOUT_MS,
+  finTimeoutMs: D.FIN_TIMEOUT_MS,
   retries: D.RETRIES,
   holdDownMs: D.HOLD_DOWN_MS,
   peekTimeoutMs: D.PEEK_TIMEOUT_MS,
@@ -83,6 +86,9 @@ t.test('a full document with two frontends builds the Config, defaults filled in
         affinityMaxEntries: 500,
         connectTimeoutMs: 2_000,
         idleTimeoutMs: 7_200_000,
+        backendStallTimeoutMs: D.BACKEND_STALL_TIMEOUT_MS,
+        clientStallTimeoutMs: D.CLIENT_STALL_TIMEOUT_MS,
+        finTimeoutMs: D.FIN_TIMEOUT_MS,
         retries: 0,
         holdDownMs: 1_500,
         peekTimeoutMs: D.PEEK_TIMEOUT_MS,

@@ -148,6 +148,8 @@ interface SessionOptions {
   readonly secure: boolean;
   readonly logins: BackendLogin[];
   readonly lines: string[];
+  /** The TCP socket beneath `first` (itself, unless `first` is implicit TLS), for XRESET. */
+  readonly tcp: net.Socket;
 }
 
 /** Runs one IMAP session on `socket` (plain, or already TLS for implicit TLS). */
@@ -224,6 +226,10 @@ function session(first: net.Socket, o: SessionOptions): void {
         case 'CAPABILITY':
           write(`* CAPABILITY IMAP4rev1 AUTH=PLAIN${o.starttls && !secure ? ' STARTTLS' : ''} XWHO\r\n${tag} OK ${o.name}: CAPABILITY completed\r\n`);
           break;
+        case 'XRESET':
+          // Answers nothing and closes with an RST (SO_LINGER 0): a backend that crashed.
+          o.tcp.resetAndDestroy();
+          return;
         case 'NOOP':
           write(`${tag} OK ${o.name}: NOOP completed\r\n`);
           break;
@@ -288,10 +294,13 @@ export async function startImapBackend(name: string, opts: { tls?: ImapBackendTl
   const lines: string[] = [];
   const sockets = new Set<net.Socket>();
   let accepted = 0;
+  // The TCP socket under each implicit-TLS one, by client port (XRESET resets it).
+  const tcpOf = new Map<number, net.Socket>();
   const run = (socket: net.Socket, secure: boolean): void => {
     accepted++;
     socket.on('error', () => undefined); // tests assert on what the client saw
-    session(socket, { name, starttls: mode === 'starttls' ? ctx : undefined, secure, logins, lines });
+    const tcp = tcpOf.get(socket.remotePort ?? 0) ?? socket;
+    session(socket, { name, starttls: mode === 'starttls' ? ctx : undefined, secure, logins, lines, tcp });
   };
   const server: net.Server =
     mode === 'implicit'
@@ -305,7 +314,12 @@ export async function startImapBackend(name: string, opts: { tls?: ImapBackendTl
   server.on('tlsClientError', () => undefined);
   server.on('connection', (raw: net.Socket) => {
     sockets.add(raw);
-    raw.on('close', () => sockets.delete(raw));
+    const port = raw.remotePort ?? 0;
+    tcpOf.set(port, raw);
+    raw.on('close', () => {
+      sockets.delete(raw);
+      if (tcpOf.get(port) === raw) tcpOf.delete(port);
+    });
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

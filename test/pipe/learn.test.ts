@@ -10,6 +10,7 @@ import {
 import { responseHeadRewriter, tlsLearner } from '../../lib/pipe/learn.js';
 import { MAX_REQUEST_HEAD_BYTES } from '../../lib/wire/http/request-head.js';
 import { parseClientHello, type ClientHello } from '../../lib/wire/tls/client-hello.js';
+import { parseServerFlight } from '../../lib/wire/tls/server-hello.js';
 
 const [ticket12, session12, tls13, helloRetry] = await Promise.all([
   captureTls12TicketResumption(),
@@ -298,5 +299,31 @@ t.test('responseHeadRewriter passes an over-cap head through unchanged', (t) => 
   t.same(pins, []);
   const below = huge.subarray(0, MAX_REQUEST_HEAD_BYTES - 1);
   t.same(rewrite(['SID'], undefined, below).result, { done: false }, 'one byte below the cap still waits');
+  t.end();
+});
+
+t.test('a flight trickled one byte at a time: parsing work stays O(n), the pins are the same', (t) => {
+  // A 64 KiB flight: each captured flight's handshake records, then padding handshake records
+  // (a long certificate chain, as far as the learner knows), then what followed them.
+  for (const c of CASES) {
+    let hsEnd = 0;
+    while (hsEnd + 5 <= c.flight.length && c.flight[hsEnd] === 22) hsEnd += 5 + c.flight.readUInt16BE(hsEnd + 3);
+    const pad: Buffer[] = [];
+    for (let n = hsEnd; n < 64 * 1024 - 16_389; n += 16_389) pad.push(Buffer.concat([Buffer.from([22, 3, 3, 0x40, 0]), Buffer.alloc(16_384, 0)]));
+    const flight = Buffer.concat([c.flight.subarray(0, hsEnd), ...pad, c.flight.subarray(hsEnd)]);
+    let calls = 0;
+    let parsed = 0;
+    const pins: Pins = [];
+    const learn = tlsLearner(c.hello, BOTH, (kind, value) => pins.push([kind, value]), (bytes, max) => {
+      calls++;
+      parsed += bytes.length;
+      return parseServerFlight(bytes, max);
+    });
+    let stopped = false;
+    for (let i = 1; i <= flight.length && !stopped; i++) stopped = learn(flight.subarray(0, i));
+    t.ok(stopped, `${c.name}: stops`);
+    t.same(pins, c.pins, `${c.name}: the same pins as the whole flight`);
+    t.ok(parsed <= 4 * flight.length, `${c.name}: ${String(calls)} parses over ${String(parsed)} bytes for a ${String(flight.length)}-byte flight`);
+  }
   t.end();
 });

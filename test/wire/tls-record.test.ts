@@ -10,7 +10,7 @@ import {
   handshakeStream,
   reframeHandshake,
 } from '../../fixtures/client-hellos.js';
-import { HANDSHAKE_WALK_START, scanHandshake, walkHandshake, type HandshakeMessage, type HandshakeScan, type HandshakeWalk } from '../../lib/wire/tls/record.js';
+import { HANDSHAKE_WALK_START, scanHandshake, walkHandshake, walkRecords, type HandshakeMessage, type HandshakeScan, type HandshakeWalk } from '../../lib/wire/tls/record.js';
 
 fc.configureGlobal({ seed: Number(process.env['FC_SEED'] ?? 0x7e7e), numRuns: 200 });
 
@@ -253,5 +253,21 @@ t.test('walkHandshake: any split of real flights agrees with a one-shot scan', (
       }),
     );
   }, 'random record streams agree too');
+  t.end();
+});
+
+t.test('walkRecords: over complete handshake records only, reading headers', (t) => {
+  const rec = (type: number, body: number): Buffer => Buffer.concat([Buffer.from([type, 3, 3, body >> 8, body & 0xff]), Buffer.alloc(body, 1)]);
+  const two = Buffer.concat([rec(22, 3), rec(22, 300)]);
+  t.same(walkRecords(Buffer.alloc(0), 0), { end: 0, need: 1, other: false }, 'nothing yet: the type byte first');
+  t.same(walkRecords(two.subarray(0, 2), 0), { end: 0, need: 5, other: false }, 'a partial header');
+  t.same(walkRecords(two.subarray(0, 7), 0), { end: 0, need: 8, other: false }, 'a partial body');
+  t.same(walkRecords(two.subarray(0, 8), 0), { end: 8, need: 9, other: false }, 'one complete record');
+  t.same(walkRecords(two, 0), { end: two.length, need: two.length + 1, other: false }, 'both');
+  t.same(walkRecords(two, 8), walkRecords(two, 0), 'from the last end: the same');
+  const then = Buffer.concat([two, rec(20, 1)]);
+  t.same(walkRecords(then, 0), { end: two.length, need: two.length + 5, other: true }, 'a ChangeCipherSpec ends the walk');
+  t.same(walkRecords(Buffer.from([0x16, 3, 3, 0]), 0), { end: 0, need: 5, other: false });
+  t.same(walkRecords(Buffer.from([0x48]), 0), { end: 0, need: 5, other: true }, 'not a handshake record at all');
   t.end();
 });

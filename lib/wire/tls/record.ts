@@ -149,3 +149,31 @@ export function walkHandshake(buf: Buffer, from: HandshakeWalk, maxBytes: number
   }
   return { pos, payload, head, ready: false };
 }
+
+/** How far a record stream's framing is complete (see walkRecords). */
+export interface RecordWalk {
+  /** Offset just past the last complete leading handshake record. */
+  readonly end: number;
+  /** The input length at which more can be said: the type byte, the header, then the record complete. */
+  readonly need: number;
+  /** Whether a record of another type starts at `end` (the handshake records are over). */
+  readonly other: boolean;
+}
+
+/**
+ * Walks the record headers of `buf` from `from`, which must be a record boundary, over the
+ * complete handshake records. Only reads headers, so walking a stream as it grows, from the
+ * last `end`, costs O(records) in all. Types and versions are the parser's business, except
+ * that a non-handshake type stops the walk. Never throws.
+ */
+export function walkRecords(buf: Buffer, from: number): RecordWalk {
+  let pos = from;
+  while (pos < buf.length) {
+    if (buf.readUInt8(pos) !== CONTENT_HANDSHAKE) return { end: pos, need: pos + RECORD_HEADER, other: true };
+    if (pos + RECORD_HEADER > buf.length) break;
+    const next = pos + RECORD_HEADER + buf.readUInt16BE(pos + 3);
+    if (next > buf.length) return { end: pos, need: next, other: false };
+    pos = next;
+  }
+  return { end: pos, need: pos + (pos < buf.length ? RECORD_HEADER : 1), other: false };
+}

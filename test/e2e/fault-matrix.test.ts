@@ -119,7 +119,7 @@ interface Session {
 
 // ---------------------------------------------------------------- IMAP through tether
 
-const ROUND_BYTES = 16 * 1024;
+const ROUND_BYTES = 8 * 1024;
 /** An in-flight session lasts for all the cells of its tether; the file's timeout bounds it. */
 const SESSION_LIFETIME_MS = 240_000;
 
@@ -161,7 +161,7 @@ function imapSession(port: number, mode: ClientMode, seed: number, rounds?: numb
       await imapLogin(c, 'healthy');
       for (; rounds === undefined ? !stopped : i < rounds; i++) {
         await imapEcho(c, `x${String(i)}`, patternBytes(seed * 1000 + i, ROUND_BYTES));
-        if (rounds === undefined) await sleep(50);
+        if (rounds === undefined) await sleep(200);
       }
       c.send('z LOGOUT\r\n');
       await c.waitFor(/^z OK .*\r\n/m);
@@ -389,7 +389,7 @@ function peekSession(port: number, seed: number, rounds?: number): Session {
       c = await tlsThrough(port, sniFor('ok'), SESSION_LIFETIME_MS);
       for (; rounds === undefined ? !stopped : i < rounds; i++) {
         await echoRound(c, patternBytes(seed * 1000 + i, ROUND_BYTES));
-        if (rounds === undefined) await sleep(50);
+        if (rounds === undefined) await sleep(200);
       }
       c.socket().end();
       await Promise.race([c.closed, sleep(3_000)]);
@@ -516,7 +516,7 @@ const peekConfig: Config = {
 
 const INFLIGHT = 3;
 /** Configurations run side by side. */
-const CONCURRENCY = 5;
+const CONCURRENCY = 10;
 
 const isAlive = (rt: RunningTether): boolean => rt.child.exitCode === null && rt.child.signalCode === null;
 
@@ -675,7 +675,7 @@ const CONFIGS: Config[] = [...CLIENT_MODES.flatMap((m) => BACKEND_MODES.map((b) 
 const matches = (want: string | readonly string[] | undefined, got: unknown): boolean =>
   want === undefined || (typeof want === 'string' ? got === want : want.some((w) => w === got));
 
-t.test('fault matrix', { timeout: 200_000 }, async (t) => {
+t.test('fault matrix', { timeout: 230_000 }, async (t) => {
   // At most CONCURRENCY configurations at once (two cores, shared).
   const results: ConfigResult[] = new Array<ConfigResult>(CONFIGS.length);
   let next = 0;

@@ -515,6 +515,15 @@ const peekConfig: Config = {
 // ---------------------------------------------------------------- running a configuration
 
 const INFLIGHT = 3;
+/** How long one tether may take to listen (the machine is shared). */
+const START_BOUND_MS = 60_000;
+let starting: Promise<unknown> = Promise.resolve();
+/** Runs `start` after every earlier start has finished. */
+function startSerial<T>(start: () => Promise<T>): Promise<T> {
+  const r = starting.then(start);
+  starting = r.catch(() => undefined);
+  return r;
+}
 /** Configurations run side by side. */
 const CONCURRENCY = 10;
 
@@ -576,16 +585,19 @@ async function runConfig(cfg: Config, seedBase: number): Promise<ConfigResult> {
   let instances = 0;
   let seed = seedBase;
   const start = async (): Promise<Instance> => {
-    // A loaded machine may take more than run-tether's 10 s to start one: try again twice.
-    let rt: RunningTether | undefined;
-    for (let attempt = 0; rt === undefined; attempt++) {
-      try {
-        rt = await runTether(full);
-      } catch (e) {
-        if (attempt >= 2) throw e;
+    // One start at a time, with a bound of its own: a loaded machine may take more than
+    // run-tether's 10 s to start ten tethers at once, and a start that fails is killed here.
+    const rt = await startSerial(async () => {
+      const r = await runTether(full, { readyCount: 0 });
+      started.push(r);
+      const deadline = Date.now() + START_BOUND_MS;
+      while (r.ports.length === 0 && isAlive(r) && Date.now() < deadline) await sleep(20);
+      if (r.ports.length === 0) {
+        r.child.kill('SIGKILL');
+        throw new Error(`tether did not listen within ${String(START_BOUND_MS)} ms: ${r.stderr()}`);
       }
-    }
-    started.push(rt);
+      return r;
+    });
     const port = rt.ports[0] ?? 0;
     instances++;
     const sessions = Array.from({ length: INFLIGHT }, () => cfg.session(port, seed++));

@@ -421,7 +421,9 @@ function peekCells(): Cell[] {
       'client',
       f,
       'peek',
-      f === 'silence' ? { cause: 'client-timeout', stage: 'pipe', code: 'idle' } : { cause: 'client', stage: 'peek' },
+      // A FIN ends the peek (eof); tether then dials and passes the FIN on: `normal` at `pipe`
+      // today (debatable: {client, peek} would say more). An RST must be logged too.
+      f === 'silence' ? { cause: 'client-timeout', stage: 'pipe', code: 'idle' } : f === 'fin' ? { cause: 'normal', stage: 'pipe' } : { cause: 'client', stage: 'peek' },
       async (port) => {
         const c = await wireClient(port);
         inject(c, f);
@@ -437,7 +439,7 @@ function peekCells(): Cell[] {
       'client',
       f,
       'tls',
-      f === 'silence' ? { cause: 'client-timeout', stage: 'pipe', code: 'idle' } : { cause: 'client', stage: 'peek' },
+      f === 'silence' ? { cause: 'client-timeout', stage: 'pipe', code: 'idle' } : f === 'fin' ? { cause: 'normal', stage: 'pipe' } : { cause: 'client', stage: 'peek' },
       async (port) => {
         const c = await wireClient(port);
         c.send(HALF_HELLO);

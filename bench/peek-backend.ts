@@ -2,7 +2,8 @@
 // servers on 127.0.0.1, any free port each:
 //   tls   TLS server (node:tls, Node's defaults: TLS 1.3, session tickets on) with a throwaway
 //         RSA 2048 leaf from fixtures/pki (generated here at start-up, never written to disk);
-//         writes one byte on each secure connection, then stays open until the client closes
+//         writes one byte on each secure connection, then echoes what the client sends (the
+//         slowpeek section's request/response; the peek-tls clients send nothing) until it closes
 //   http  reads one request head, answers a tiny 200 with `Connection: close`, and ends
 // Prints one line `{"event":"listen.ready","ports":{"tls":…,"http":…}}`. Exits on SIGTERM, or
 // when its stdin ends (the bench that started it is gone).
@@ -48,7 +49,13 @@ const pki = await generatePki();
 const tlsServer = tls.createServer({ key: pki.key, cert: pki.cert }, (socket) => {
   socket.on('error', () => undefined);
   socket.write(HELLO);
-  socket.resume(); // see the client's close, so this side closes too
+  // Echo (reading also sees the client's close, so this side closes too).
+  socket.on('data', (d: Buffer) => {
+    socket.write(d);
+  });
+  socket.on('end', () => {
+    socket.end();
+  });
 });
 tlsServer.on('tlsClientError', () => undefined);
 const httpServer = net.createServer({ noDelay: true }, (socket) => {

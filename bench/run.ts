@@ -5,13 +5,16 @@
 // and HTTP, against --affinity none; servers in dist/bench/peek-backend.js) and IMAP logins
 // (against the servers directly; two dist/bench/imap-server.js processes). Last, "ops" (ops.ts):
 // reload cost (SIGHUP → reload.done) by table size and with idle connections held through it,
-// /metrics scrapes, and new connections/s with SIGHUPs or a scraped --admin vs without.
+// /metrics scrapes, and new connections/s with SIGHUPs or a scraped --admin vs without. And
+// "slowpeek" (slowpeek.ts): p50/p99 of normal TLS requests through tether without and with
+// thousands of slow peekers (dist/bench/slow-peekers.js) held open, A B A B, and the ratio.
 //
 //   npm run bench                               default run (about 4–6 minutes)
 //   npm run bench -- --quick                    smaller sizes, shorter runs, no repeats (about 50 s; noisier)
 //   npm run bench -- --rows connect,rt          only some rows (ids: see ROW_IDS)
 //   npm run bench -- --rows peek-tls,peek-http,imap-login    only the sections
 //   npm run bench -- --rows ops                 only the operations section (about 30 s; --quick about 10 s)
+//   npm run bench -- --rows slowpeek            only the slow-peekers section (about 80 s; --quick about 30 s)
 //   npm run bench -- --tether-log-level info    tether's log level (default warn)
 //   npm run bench -- --repeats 3                measurements per cell; the best one is reported
 //
@@ -25,6 +28,7 @@ import { parseArgs } from 'node:util';
 import { killAllNow, spawnNode, stopAll, stopChild, waitForJsonLine, waitForListenPort, type Child } from './children.js';
 import { bulkDownload, bulkUpload, connectRate, httpRequestRate, imapLoginRate, MIB, openIdle, roundTrips, tlsHelloRate, type LoopResult } from './load.js';
 import { renderOps, runOps, type OpsResult, type OpsSettings } from './ops.js';
+import { renderSlowpeek, runSlowpeek, type SlowpeekResult, type SlowpeekSettings } from './slowpeek.js';
 import { readCpuNs, readMachineCpu, readRssKib } from './proc-stats.js';
 import type { Measured, Processes, Sample } from './types.js';
 import { errorText, fmt, sleep, table } from './format.js';
@@ -36,6 +40,7 @@ const BACKEND_JS = path.join(HERE, 'backend.js');
 const NAIVE_JS = path.join(HERE, 'naive-proxy.js');
 const PEEK_BACKEND_JS = path.join(HERE, 'peek-backend.js');
 const IMAP_SERVER_JS = path.join(HERE, 'imap-server.js');
+const SLOW_PEEKERS_JS = path.join(HERE, 'slow-peekers.js');
 const RESULTS_FILE = path.join(ROOT, 'bench', 'results', 'latest.json');
 
 const PATHS = ['direct', 'tether', 'naive'] as const;
@@ -45,8 +50,8 @@ type PathName = (typeof PATHS)[number];
 const SECTION_IDS = ['peek-tls', 'peek-http', 'imap-login'] as const;
 type SectionId = (typeof SECTION_IDS)[number];
 
-const ROW_IDS = ['upload-1', 'upload-8', 'download-1', 'connect', 'rt', 'idle-rss', ...SECTION_IDS, 'ops'] as const;
-type RowId = Exclude<(typeof ROW_IDS)[number], SectionId | 'ops'>;
+const ROW_IDS = ['upload-1', 'upload-8', 'download-1', 'connect', 'rt', 'idle-rss', ...SECTION_IDS, 'ops', 'slowpeek'] as const;
+type RowId = Exclude<(typeof ROW_IDS)[number], SectionId | 'ops' | 'slowpeek'>;
 
 /** File descriptors a process needs besides its connections (listeners, stdio, libuv, node). */
 const FD_HEADROOM = 64;
@@ -91,6 +96,8 @@ interface Settings {
   readonly quietBudgetMs: number;
   /** The ops section; its rounds (repeats + 1), connect loops and idle-connection pacing come from the fields above. */
   readonly ops: Omit<OpsSettings, 'rounds' | 'connectLoops' | 'idleConcurrency' | 'idleTimeLimitMs'>;
+  /** The slowpeek section (its peeker count is cut to what the open-files limit allows). */
+  readonly slowpeek: SlowpeekSettings;
 }
 
 const DEFAULT_SETTINGS: Settings = {
@@ -138,6 +145,17 @@ const DEFAULT_SETTINGS: Settings = {
     hangupIntervalMs: 100,
     scrapeIntervalMs: 1_000,
   },
+  slowpeek: {
+    peekers: 2_000,
+    rounds: 2,
+    loops: 4,
+    gapMs: 5,
+    maxRequests: 100_000,
+    phaseMs: 10_000,
+    warmupMs: 1_000,
+    rampMs: 3_000,
+    settleMs: 1_000,
+  },
 };
 
 const QUICK_SETTINGS: Settings = {
@@ -169,6 +187,7 @@ const QUICK_SETTINGS: Settings = {
     connectTimeLimitMs: 1_000,
     warmupMs: 500,
   },
+  slowpeek: { ...DEFAULT_SETTINGS.slowpeek, peekers: 500, phaseMs: 3_000, warmupMs: 500 },
 };
 
 /** A table cell: the best of its samples (by the row's direction), or an error. */
@@ -970,6 +989,8 @@ async function main(): Promise<number> {
   // The proxy holds two fds per connection (client and backend side), the load one.
   const idleCount = Math.min(s.idleConnections, Math.floor((fdLimit - FD_HEADROOM) / 2));
   const opsIdle = Math.min(s.ops.idleConnections, Math.floor((fdLimit - FD_HEADROOM) / 2));
+  // tether holds one fd per slow peeker (no backend side before a verdict), the peekers' process one.
+  const slowPeekers = Math.min(s.slowpeek.peekers, fdLimit - FD_HEADROOM);
   const loadBefore = os.loadavg()[0] ?? NaN;
   const notes = [
     `${cores} CPU cores (${os.cpus()[0]?.model ?? '?'}), Node ${process.version}, Linux ${os.release()}; loopback 127.0.0.1 only.`,
@@ -996,6 +1017,10 @@ async function main(): Promise<number> {
       ` tether plain (--affinity none --balance roundrobin) is a TCP hop with no greet, to tell the hop from the login routing. Latency: connect → tagged OK of the LOGIN.`,
     `ops: tether's operations features (reload, admin API) with vs without them; tether at log-level info where reload.done lines are counted, at ${logLevel} in the --admin pair.` +
       ` ${opsIdle} idle connections held through reloads; table sizes ${s.ops.tableSizes.map((n) => n.toLocaleString('en-US')).join(', ')}.`,
+    `slowpeek: one tether --affinity sni --log-level warn (default --peek-timeout 3 s) in front of peek-backend's TLS server (which echoes after its byte);` +
+      ` ${s.slowpeek.rounds}× A (no peekers) then B (${slowPeekers} slow peekers from dist/bench/slow-peekers.js, opened over ${s.slowpeek.rampMs / 1000} s, each cut one replaced), ${s.slowpeek.phaseMs / 1000} s each;` +
+      ` normal clients: ${s.slowpeek.loops} loops of tls.connect + 32 B echo + close, ${s.slowpeek.gapMs} ms apart. No CPU pinning (no row of this bench pins).` +
+      (slowPeekers < s.slowpeek.peekers ? ` ${slowPeekers}, not ${s.slowpeek.peekers}, peekers: the open-files limit.` : ''),
     `1-minute load average at start: ${loadBefore.toFixed(2)}.`,
   ];
   log(`tether bench${values.quick ? ' (--quick)' : ''}`);
@@ -1004,6 +1029,8 @@ async function main(): Promise<number> {
   const rows: Row[] = [];
   const sections: Section[] = [];
   let ops: OpsResult | undefined;
+  let slowpeek: SlowpeekResult | undefined;
+  let slowpeekError: string | undefined;
   const backend = await startBackend();
   const ctx: Context = { s, logLevel, backend, log, quietBudgetMs: s.quietBudgetMs };
   try {
@@ -1027,7 +1054,7 @@ async function main(): Promise<number> {
       rows.push(await runIdleRssRow(ctx, idleCount));
       log(`  (${((performance.now() - rowStartMs) / 1000).toFixed(1)} s)`);
     }
-    const peekBackend = wanted.has('peek-tls') || wanted.has('peek-http') ? await startPeekBackend() : undefined;
+    const peekBackend = wanted.has('peek-tls') || wanted.has('peek-http') || wanted.has('slowpeek') ? await startPeekBackend() : undefined;
     const imapServers = wanted.has('imap-login') ? await Promise.all(['a', 'b'].map((n) => startImapServer(n))) : [];
     try {
       for (const spec of sectionSpecs(s, peekBackend, imapServers)) {
@@ -1035,6 +1062,25 @@ async function main(): Promise<number> {
         const sectionStartMs = performance.now();
         sections.push(await runSection(ctx, spec));
         log(`  (${((performance.now() - sectionStartMs) / 1000).toFixed(1)} s)`);
+      }
+      if (wanted.has('slowpeek') && peekBackend !== undefined) {
+        const startMs = performance.now();
+        log(`- slowpeek: normal TLS requests without and with ${slowPeekers} slow peekers …`);
+        try {
+          slowpeek = await runSlowpeek({
+            s: { ...s.slowpeek, peekers: slowPeekers },
+            tetherBin: TETHER_BIN,
+            peekersJs: SLOW_PEEKERS_JS,
+            backend: { pid: peekBackend.child.pid, tlsPort: peekBackend.ports.tls },
+            servername: BENCH_SNI,
+            log,
+            waitForQuiet: () => waitForQuiet(ctx),
+          });
+        } catch (e) {
+          slowpeekError = errorText(e);
+          log(`  slowpeek: FAILED: ${slowpeekError}`);
+        }
+        log(`  (${((performance.now() - startMs) / 1000).toFixed(1)} s)`);
       }
     } finally {
       await Promise.all([...(peekBackend ? [peekBackend.child] : []), ...imapServers.map((x) => x.child)].map((c) => stopChild(c)));
@@ -1060,7 +1106,9 @@ async function main(): Promise<number> {
   const failed =
     rows.filter((r) => r.derivedFrom === undefined).reduce((n, r) => n + PATHS.filter((p) => r.cells[p]?.error !== undefined).length, 0) +
     sections.reduce((n, sec) => n + sec.variants.filter((v) => v.rate.error !== undefined).length, 0) +
-    (ops?.problems.length ?? 0);
+    (ops?.problems.length ?? 0) +
+    (slowpeek?.problems.length ?? 0) +
+    (slowpeekError === undefined ? 0 : 1);
   const elapsedS = (Date.now() - startedMs) / 1000;
   const loadAfter = os.loadavg()[0] ?? NaN;
   log('');
@@ -1081,6 +1129,13 @@ async function main(): Promise<number> {
   }
   if (ops !== undefined) {
     log(renderOps(ops, OTHER_CPU_FLAG_SHARE));
+    log('');
+  }
+  if (slowpeek !== undefined) {
+    log(renderSlowpeek(slowpeek, OTHER_CPU_FLAG_SHARE));
+    log('');
+  } else if (slowpeekError !== undefined) {
+    log(`slowpeek: FAILED: ${slowpeekError}`);
     log('');
   }
   const others = [
@@ -1122,6 +1177,7 @@ async function main(): Promise<number> {
     })),
     sections: sections.map(sectionJson),
     ops: ops ?? null,
+    slowpeek: slowpeek ?? (slowpeekError === undefined ? null : { error: slowpeekError }),
   };
   const replacer = (_k: string, v: unknown): unknown => (typeof v === 'number' && !Number.isFinite(v) ? null : v);
   writeFileSync(RESULTS_FILE, `${JSON.stringify(json, replacer, 2)}\n`);

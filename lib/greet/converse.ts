@@ -45,9 +45,23 @@ function serverTls(raw: net.Socket, ctx: tls.SecureContext): Promise<tls.TLSSock
     const onError = (err: Error): void => {
       resolve(errorCode(err) ?? 'tls-error');
     };
+    // A client that sends its FIN or resets mid-handshake may end the socket with no TLS
+    // error at all: without these, it would hold its slot until the login deadline.
+    const onEnd = (): void => {
+      resolve('eof');
+    };
+    const onClose = (): void => {
+      resolve('closed');
+    };
     t.once('error', onError);
+    t.once('end', onEnd);
+    t.once('close', onClose);
+    raw.once('close', onClose);
     t.once('secure', () => {
       t.off('error', onError);
+      t.off('end', onEnd);
+      t.off('close', onClose);
+      raw.off('close', onClose);
       resolve(t);
     });
   });

@@ -316,6 +316,15 @@ export function splice(client: net.Socket, backend: net.Socket, prelude: readonl
       first('backend', errorCode(err));
       abort(client, opts.tcp?.client);
     });
+    // A side already closed (a client that reset while its login was replayed at the backend)
+    // emits no 'close' any more: count it closed now and end the other side, or the splice,
+    // its backend socket and the connection's slot would wait for ever.
+    for (const [side, peer, who] of [[client, backend, 'client'], [backend, client, 'backend']] as const) {
+      if (!side.closed) continue;
+      first(who, 'closed');
+      peer.destroy();
+      onClose();
+    }
     let finned = false;
     client.setTimeout(opts.idleMs, () => {
       // After a FIN, the side still silent is the one that has not finished.

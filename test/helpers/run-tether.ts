@@ -119,12 +119,18 @@ export async function runTether(
         await new Promise((r) => setTimeout(r, 10));
       }
     })();
-    await Promise.race([
-      readyP,
-      exited.then((code) => {
-        throw new Error(`tether exited with ${String(code)} before listening: ${err}`);
-      }),
-    ]);
+    try {
+      await Promise.race([
+        readyP,
+        exited.then((code) => {
+          throw new Error(`tether exited with ${String(code)} before listening: ${err}`);
+        }),
+      ]);
+    } catch (e) {
+      // Nobody gets a handle on a tether that never listened: stop it here, or it outlives the test.
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      throw e;
+    }
   }
   return rt;
 }

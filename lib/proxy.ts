@@ -528,7 +528,12 @@ async function admit(c: Client, fe: Frontend, deps: Deps, over: ReturnType<typeo
  * client is gone or refused.
  */
 async function learn(c: Client, fe: Frontend, deps: Deps): Promise<Outcome | undefined> {
-  if (c.facts.source === '') return stopped(c, { cause: 'client', stage: 'accept', code: c.firstError ?? 'gone' });
+  if (c.facts.source === '') {
+    // Reset (or gone) before its address could be read. The socket is paused, so its reset is
+    // never read and nothing would ever close it: destroy it now.
+    c.socket.destroy();
+    return stopped(c, { cause: 'client', stage: 'accept', code: c.firstError ?? 'gone' });
+  }
   if (fe.mail) {
     const g = await converse(c.socket, fe.mail.converse);
     c.socket = g.client;
@@ -658,7 +663,20 @@ async function handleConnection(raw: net.Socket, fe: Frontend, deps: Deps): Prom
       if (c.cut) cut();
     }));
   fe.open.delete(raw);
+  letGo(c);
   closed(c, fe, outcome, conn, startedMs, deps);
+}
+
+/**
+ * Leaves no socket of an ended connection open. Each stage that ends a connection closes the
+ * client itself — destroys it, or ends it and destroys it after a linger (refuse, splice) — and
+ * this is the net under them: a client left paused is never read, so not even its reset would
+ * close it, and its fd would stay taken for good, uncounted by --max-conns.
+ */
+function letGo(c: Client): void {
+  for (const s of c.socket === c.raw ? [c.raw] : [c.socket, c.raw]) {
+    if (!s.destroyed && !s.writableEnded) s.destroy();
+  }
 }
 
 /** Counts a closed connection and writes its one conn.close line. */

@@ -13,6 +13,7 @@ import type { Activation } from './systemd/activation.js';
 import { compileAcl, type CompiledAcl } from './accept/acl.js';
 import { acceptLimit, Throttle, type LimitName } from './accept/limits.js';
 import { holdWhile } from './connect/hold.js';
+import { unavailableReply } from './connect/unavailable.js';
 import { WaitQueue, waitTermination } from './place/queue.js';
 import { readProxyHeader } from './accept/proxy-header.js';
 import { encodeProxyV1, encodeProxyV2, parseProxyHeader } from './wire/proxy/header.js';
@@ -583,6 +584,8 @@ async function serve(c: Client, fe: Frontend, deps: Deps, stopCut: (cut: () => v
   const named = ic === undefined ? undefined : c.facts.peek?.http?.cookies.get(ic);
   const d = await connectWithFailover(client, fe, pr, c.facts, lookups, named, deps, deps.logger);
   if ('termination' in d) {
+    // A mail client that is still there is told why, in its protocol, before the FIN.
+    if (fe.mail && d.termination.cause !== 'client' && !client.destroyed) client.write(unavailableReply(fe.mail.backendLogin.protocol));
     if (!client.destroyed) refuse(client);
     return { ...stopped(c, d.termination, client.bytesRead), tries: d.tries };
   }
@@ -600,7 +603,7 @@ async function serve(c: Client, fe: Frontend, deps: Deps, stopCut: (cut: () => v
       d.socket.destroy();
       release(pr, d.backend);
       if (!client.destroyed) {
-        client.write(fe.config.protocol === 'imap' ? '* BYE Backend unavailable, try again later\r\n' : '-ERR Backend unavailable, try again later\r\n');
+        client.write(unavailableReply(fe.mail.backendLogin.protocol));
         // As for a failed dial: FIN, drain, and drop the client after a short wait.
         refuse(client);
       }

@@ -341,7 +341,7 @@ async function connectWithFailover(
   // Places and reserves in one step: a slot freed while clients wait goes to the first of them
   // that can use it, never to whoever runs next.
   const placeNow = (): Placement | 'full' | undefined => {
-    const req = { table: pr.table, pool, balancer: pr.balancer, lookups, nowMs: deps.clock.now(), exclude };
+    const req = { table: pr.table, pool, balancer: pr.balancer, lookups, nowMs: deps.clock.now(), exclude, port: facts.localPort };
     const p = place(named === undefined ? req : { ...req, named });
     if (p !== undefined && p !== 'full') p.backend.active++;
     return p;
@@ -373,8 +373,8 @@ async function connectWithFailover(
       }
       if (r.ok) {
         b.total++;
-        if (pool.markUp(b)) {
-          log.info({ event: EVENTS.backendUp, frontend: config.name, pool: pr.name, backend: b.name, reason: 'connect' }, 'backend up');
+        if (pool.markUp(b, port)) {
+          log.info({ event: EVENTS.backendUp, frontend: config.name, pool: pr.name, backend: b.name, address: formatAddress(b.spec.host, port), reason: 'connect' }, 'backend up');
           flushSoon(log);
         }
         const lookup = lookups.find((l) => l.tableKey === p.lookup?.tableKey);
@@ -391,8 +391,11 @@ async function connectWithFailover(
         { event: EVENTS.connectFail, frontend: config.name, pool: pr.name, backend: b.name, address: formatAddress(b.spec.host, port), code: r.code },
         'backend connect failed',
       );
-      if (pool.markDown(b, deps.clock.now(), config.holdDownMs)) {
-        log.warn({ event: EVENTS.backendDown, frontend: config.name, pool: pr.name, backend: b.name, reason: 'connect', code: r.code, holdDownMs: config.holdDownMs }, 'backend down');
+      if (pool.markDown(b, deps.clock.now(), config.holdDownMs, port)) {
+        log.warn(
+          { event: EVENTS.backendDown, frontend: config.name, pool: pr.name, backend: b.name, address: formatAddress(b.spec.host, port), reason: 'connect', code: r.code, holdDownMs: config.holdDownMs },
+          'backend down',
+        );
       }
       // Health events are rare and operators act on them: write them out now, not batched.
       flushSoon(log);

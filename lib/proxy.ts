@@ -13,6 +13,7 @@ import type { Activation } from './systemd/activation.js';
 import { compileAcl, type CompiledAcl } from './accept/acl.js';
 import { acceptLimit, Throttle, type LimitName } from './accept/limits.js';
 import { holdWhile } from './connect/hold.js';
+import { isFdShortage, watchFds, type FdWatch } from './accept/fd-watch.js';
 import { unavailableReply } from './connect/unavailable.js';
 import { WaitQueue, waitTermination } from './place/queue.js';
 import { readProxyHeader } from './accept/proxy-header.js';
@@ -201,6 +202,8 @@ interface Shared {
   /** `--max-conns`; a reload may change it. */
   maxConns: number | undefined;
   readonly opens: ReadonlyMap<net.Socket, OpenConn>[];
+  /** Notices when tether runs out of file descriptors (accept/fd-watch.ts). */
+  readonly fdWatch?: FdWatch;
 }
 
 /** A frontend while tether runs: its current generation, its listeners and its timers. */
@@ -383,6 +386,12 @@ async function connectWithFailover(
           : { socket: r.socket, backend: b, via: p.via, lookup, tries, sent };
       }
       release(pr, b);
+      if (isFdShortage(r.code)) {
+        // tether's own shortage, not the backend's: no hold-down, and no other backend (its
+        // dial would fail alike). The client is closed cleanly; accept.error says why.
+        noteAcceptError(deps, r.code);
+        return { termination: { cause: 'tether', stage: 'connect', code: r.code }, tries };
+      }
       b.failures++;
       lastCode = r.code;
       lastTimedOut = r.timeout;
@@ -866,12 +875,28 @@ async function bindFor(name: string, current: () => Frontend | undefined, addres
   return bound;
 }
 
+/** When each tether last logged accept.error (see noteAcceptError). */
+const LAST_ACCEPT_ERROR = new WeakMap<Deps, number>();
+
+/**
+ * Logs `accept.error` for an fd shortage or an accept failure, at most once a second per
+ * tether whatever its source (a listener's error, the fd watch, a dial): under a storm each
+ * would repeat once per client.
+ */
+function noteAcceptError(deps: Deps, code: string | undefined, where?: { readonly frontend: string; readonly address: string }): void {
+  const now = deps.clock.now();
+  if (now - (LAST_ACCEPT_ERROR.get(deps) ?? -Infinity) < 1_000) return;
+  LAST_ACCEPT_ERROR.set(deps, now);
+  deps.logger.error({ event: EVENTS.acceptError, ...where, code: code ?? null }, isFdShortage(code) ? 'out of file descriptors; new clients are refused' : 'accept failed');
+  flushSoon(deps.logger);
+}
+
 function bindRoute(route: Route, a: BindAddress, deps: Deps, activation?: Activation): Promise<Listener[]> {
-  let lastAcceptErrorMs = -Infinity;
   return listenAll(
     [{ host: a.host, portLow: a.port, portHigh: a.port }],
     (client) => {
       const fe = route.current();
+      fe?.shared.fdWatch?.soon();
       if (!fe) {
         client.destroy();
         return;
@@ -887,14 +912,9 @@ function bindRoute(route: Route, a: BindAddress, deps: Deps, activation?: Activa
       });
     },
     (err, addr) => {
-      // Accept errors (EMFILE, ENFILE) repeat once per attempt: log at most once a second.
-      const now = deps.clock.now();
-      if (now - lastAcceptErrorMs < 1_000) return;
-      lastAcceptErrorMs = now;
-      deps.logger.error(
-        { event: EVENTS.acceptError, frontend: route.name, address: formatAddress(addr.host, addr.port), code: (err as NodeJS.ErrnoException).code },
-        'accept failed',
-      );
+      // Rare: libuv reports EMFILE/ENFILE on accept only when its spare fd is gone too (see
+      // accept/fd-watch.ts, which notices the usual case).
+      noteAcceptError(deps, errorCode(err), { frontend: route.name, address: formatAddress(addr.host, addr.port) });
     },
     activation && ((addr) => activation.take(route.name, addr)),
   );
@@ -949,10 +969,17 @@ export async function startTether(initial: Config, deps: Deps, activation?: Acti
   let config = initial;
   // Frontends a reload removed: no listeners, but their open connections run to their end.
   const retired: Frontend[] = [];
-  const shared: Shared = { maxConns: config.maxConns, opens: [] };
+  const fdWatch = watchFds((code) => {
+    noteAcceptError(deps, code);
+  });
+  const stopFdWatch = (): void => {
+    fdWatch.stop();
+  };
+  const shared: Shared = { maxConns: config.maxConns, opens: [], fdWatch };
   try {
     for (const fc of config.frontends) frontends.push(await startFrontend(fc, deps, shared, activation));
   } catch (e) {
+    stopFdWatch();
     for (const f of frontends) f.stopTimers();
     await Promise.all(frontends.map((f) => closeListeners(f.listeners)));
     throw e;
@@ -1081,6 +1108,7 @@ export async function startTether(initial: Config, deps: Deps, activation?: Acti
     },
     async stop(graceMs: number): Promise<void> {
       await reloading;
+      stopFdWatch();
       for (const f of frontends) f.stopTimers();
       await Promise.all(frontends.map((f) => closeListeners(f.listeners)));
       const all = (): Frontend[] => [...frontends.map((f) => f.current), ...retired];

@@ -83,3 +83,67 @@ for (const mode of ['--affinity none', '--affinity sni,source --peek-timeout 2s'
     t.equal(rt.child.exitCode, null, 'tether still runs');
   });
 }
+
+/** A client of the storm: holds its connection until `release`, or resets at once. */
+function stormClient(port: number, reset: boolean, release: Promise<void>): Promise<'served' | 'closed' | 'waiting'> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    let outcome: 'served' | 'closed' | 'waiting' = 'waiting';
+    let settled = false;
+    const settle = (): void => {
+      if (settled) return;
+      settled = true;
+      resolve(outcome);
+    };
+    // Bounded: a client still in the kernel's backlog after this counts as waiting.
+    const timer = setTimeout(settle, 4_000);
+    s.on('error', () => undefined); // refusals (FIN or reset) are what this storm is about
+    s.once('connect', () => {
+      if (reset) s.resetAndDestroy();
+    });
+    s.on('data', () => {
+      outcome = 'served';
+      clearTimeout(timer);
+      settle();
+    });
+    s.once('close', () => {
+      if (outcome === 'waiting') outcome = 'closed';
+      clearTimeout(timer);
+      settle();
+    });
+    void release.then(() => s.destroy());
+  });
+}
+
+t.test('1,000 clients against 256 fds: refused, accept.error once a second at most, the backend never blamed, and back to baseline', async (t) => {
+  const a = await backend(t, 'a');
+  const rt = await runTether(['--listen', '127.0.0.1:0', '--backend', `a=127.0.0.1:${String(a.port)}`, '--affinity', 'none'], { launcher: withFdLimit(256) });
+  t.teardown(() => rt.stop());
+  const port = rt.ports[0]!;
+  t.equal(await whoAnswers(port), 'a', 'served before the storm');
+  await waitForCount(rt, isConnClose(), 1);
+  const baseline = fdCount(rt);
+
+  let release = (): void => undefined;
+  const released = new Promise<void>((r) => (release = r));
+  const storm = Array.from({ length: 1_000 }, (_, i) => stormClient(port, i % 4 === 3, released));
+  const shortage = await rt.waitFor((l) => l.event === 'accept.error', 8_000).catch(() => undefined);
+  t.match(shortage, { level: 'error', code: 'EMFILE' }, 'accept.error (EMFILE) is logged while the fds are gone');
+  const peak = fdCount(rt);
+  release();
+  const outcomes = await Promise.all(storm);
+  const tally = (o: string): number => outcomes.filter((x) => x === o).length;
+  t.comment(`fds: ${String(baseline)} before, ${String(peak)} at the peak; clients served ${String(tally('served'))}, closed ${String(tally('closed'))}, waiting ${String(tally('waiting'))}`);
+  t.ok(tally('closed') > 0, 'some clients were refused');
+
+  const after = await settleFds(rt, baseline + FD_SLACK);
+  t.ok(after <= baseline + FD_SLACK, `fds back to baseline: ${String(baseline)} before, ${String(after)} after`);
+  t.equal(await whoAnswers(port), 'a', 'a fresh client is served');
+  t.equal(rt.child.exitCode, null, 'tether never crashed');
+
+  t.same(rt.lines.filter((l) => l.event === 'backend.down'), [], "tether's own fd shortage never holds the backend down");
+  const times = rt.lines.filter((l) => l.event === 'accept.error').map((l) => Number(l['time']));
+  t.ok(times.every((at, i) => i === 0 || at - times[i - 1]! >= 1_000), `accept.error at most once a second (${String(times.length)} lines)`);
+  const emfileCloses = rt.lines.filter((l) => isConnClose()(l) && (l['termination'] as { code?: string } | undefined)?.code === 'EMFILE');
+  t.ok(emfileCloses.every((l) => (l['termination'] as { cause?: string }).cause === 'tether'), `a dial that failed for want of an fd is tether's doing (${String(emfileCloses.length)})`);
+});

@@ -13,6 +13,8 @@ import type { Activation } from './systemd/activation.js';
 import { compileAcl, type CompiledAcl } from './accept/acl.js';
 import { acceptLimit, Throttle, type LimitName } from './accept/limits.js';
 import { holdWhile } from './connect/hold.js';
+import { isFdShortage, watchFds, type FdWatch } from './accept/fd-watch.js';
+import { unavailableReply } from './connect/unavailable.js';
 import { WaitQueue, waitTermination } from './place/queue.js';
 import { readProxyHeader } from './accept/proxy-header.js';
 import { encodeProxyV1, encodeProxyV2, parseProxyHeader } from './wire/proxy/header.js';
@@ -200,6 +202,8 @@ interface Shared {
   /** `--max-conns`; a reload may change it. */
   maxConns: number | undefined;
   readonly opens: ReadonlyMap<net.Socket, OpenConn>[];
+  /** Notices when tether runs out of file descriptors (accept/fd-watch.ts). */
+  readonly fdWatch?: FdWatch;
 }
 
 /** A frontend while tether runs: its current generation, its listeners and its timers. */
@@ -348,7 +352,7 @@ async function connectWithFailover(
   // Places and reserves in one step: a slot freed while clients wait goes to the first of them
   // that can use it, never to whoever runs next.
   const placeNow = (): Placement | 'full' | undefined => {
-    const req = { table: pr.table, pool, balancer: pr.balancer, lookups, nowMs: deps.clock.now(), exclude };
+    const req = { table: pr.table, pool, balancer: pr.balancer, lookups, nowMs: deps.clock.now(), exclude, port: facts.localPort };
     const p = place(named === undefined ? req : { ...req, named });
     if (p !== undefined && p !== 'full') p.backend.active++;
     return p;
@@ -380,8 +384,8 @@ async function connectWithFailover(
       }
       if (r.ok) {
         b.total++;
-        if (pool.markUp(b)) {
-          log.info({ event: EVENTS.backendUp, frontend: config.name, pool: pr.name, backend: b.name, reason: 'connect' }, 'backend up');
+        if (pool.markUp(b, port)) {
+          log.info({ event: EVENTS.backendUp, frontend: config.name, pool: pr.name, backend: b.name, address: formatAddress(b.spec.host, port), reason: 'connect' }, 'backend up');
           flushSoon(log);
         }
         const lookup = lookups.find((l) => l.tableKey === p.lookup?.tableKey);
@@ -390,6 +394,12 @@ async function connectWithFailover(
           : { socket: r.socket, backend: b, via: p.via, lookup, tries, sent };
       }
       release(pr, b);
+      if (isFdShortage(r.code)) {
+        // tether's own shortage, not the backend's: no hold-down, and no other backend (its
+        // dial would fail alike). The client is closed cleanly; accept.error says why.
+        noteAcceptError(deps, r.code);
+        return { termination: { cause: 'tether', stage: 'connect', code: r.code }, tries };
+      }
       b.failures++;
       lastCode = r.code;
       lastTimedOut = r.timeout;
@@ -398,8 +408,11 @@ async function connectWithFailover(
         { event: EVENTS.connectFail, frontend: config.name, pool: pr.name, backend: b.name, address: formatAddress(b.spec.host, port), code: r.code },
         'backend connect failed',
       );
-      if (pool.markDown(b, deps.clock.now(), config.holdDownMs)) {
-        log.warn({ event: EVENTS.backendDown, frontend: config.name, pool: pr.name, backend: b.name, reason: 'connect', code: r.code, holdDownMs: config.holdDownMs }, 'backend down');
+      if (pool.markDown(b, deps.clock.now(), config.holdDownMs, port)) {
+        log.warn(
+          { event: EVENTS.backendDown, frontend: config.name, pool: pr.name, backend: b.name, address: formatAddress(b.spec.host, port), reason: 'connect', code: r.code, holdDownMs: config.holdDownMs },
+          'backend down',
+        );
       }
       // Health events are rare and operators act on them: write them out now, not batched.
       flushSoon(log);
@@ -536,7 +549,12 @@ async function admit(c: Client, fe: Frontend, deps: Deps, over: ReturnType<typeo
  * client is gone or refused.
  */
 async function learn(c: Client, fe: Frontend, deps: Deps): Promise<Outcome | undefined> {
-  if (c.facts.source === '') return stopped(c, { cause: 'client', stage: 'accept', code: c.firstError ?? 'gone' });
+  if (c.facts.source === '') {
+    // Reset (or gone) before its address could be read. The socket is paused, so its reset is
+    // never read and nothing would ever close it: destroy it now.
+    c.socket.destroy();
+    return stopped(c, { cause: 'client', stage: 'accept', code: c.firstError ?? 'gone' });
+  }
   if (fe.mail) {
     const g = await converse(c.socket, fe.mail.converse);
     c.socket = g.client;
@@ -594,6 +612,8 @@ async function serve(c: Client, fe: Frontend, deps: Deps, stopCut: (cut: () => v
   const named = ic === undefined ? undefined : c.facts.peek?.http?.cookies.get(ic);
   const d = await connectWithFailover(client, fe, pr, c.facts, lookups, named, deps, deps.logger);
   if ('termination' in d) {
+    // A mail client that is still there is told why, in its protocol, before the FIN.
+    if (fe.mail && d.termination.cause !== 'client' && !client.destroyed) client.write(unavailableReply(fe.mail.backendLogin.protocol));
     if (!client.destroyed) refuse(client);
     return { ...stopped(c, d.termination, client.bytesRead), tries: d.tries };
   }
@@ -611,7 +631,7 @@ async function serve(c: Client, fe: Frontend, deps: Deps, stopCut: (cut: () => v
       d.socket.destroy();
       release(pr, d.backend);
       if (!client.destroyed) {
-        client.write(fe.config.protocol === 'imap' ? '* BYE Backend unavailable, try again later\r\n' : '-ERR Backend unavailable, try again later\r\n');
+        client.write(unavailableReply(fe.mail.backendLogin.protocol));
         // As for a failed dial: FIN, drain, and drop the client after a short wait.
         refuse(client);
       }
@@ -677,7 +697,20 @@ async function handleConnection(raw: net.Socket, fe: Frontend, deps: Deps): Prom
       if (c.cut) cut();
     }));
   fe.open.delete(raw);
+  letGo(c);
   closed(c, fe, outcome, conn, startedMs, deps);
+}
+
+/**
+ * Leaves no socket of an ended connection open. Each stage that ends a connection closes the
+ * client itself — destroys it, or ends it and destroys it after a linger (refuse, splice) — and
+ * this is the net under them: a client left paused is never read, so not even its reset would
+ * close it, and its fd would stay taken for good, uncounted by --max-conns.
+ */
+function letGo(c: Client): void {
+  for (const s of c.socket === c.raw ? [c.raw] : [c.socket, c.raw]) {
+    if (!s.destroyed && !s.writableEnded) s.destroy();
+  }
 }
 
 /** Counts a closed connection and writes its one conn.close line. */
@@ -861,12 +894,28 @@ async function bindFor(name: string, current: () => Frontend | undefined, addres
   return bound;
 }
 
+/** When each tether last logged accept.error (see noteAcceptError). */
+const LAST_ACCEPT_ERROR = new WeakMap<Deps, number>();
+
+/**
+ * Logs `accept.error` for an fd shortage or an accept failure, at most once a second per
+ * tether whatever its source (a listener's error, the fd watch, a dial): under a storm each
+ * would repeat once per client.
+ */
+function noteAcceptError(deps: Deps, code: string | undefined, where?: { readonly frontend: string; readonly address: string }): void {
+  const now = deps.clock.now();
+  if (now - (LAST_ACCEPT_ERROR.get(deps) ?? -Infinity) < 1_000) return;
+  LAST_ACCEPT_ERROR.set(deps, now);
+  deps.logger.error({ event: EVENTS.acceptError, ...where, code: code ?? null }, isFdShortage(code) ? 'out of file descriptors; new clients are refused' : 'accept failed');
+  flushSoon(deps.logger);
+}
+
 function bindRoute(route: Route, a: BindAddress, deps: Deps, activation?: Activation): Promise<Listener[]> {
-  let lastAcceptErrorMs = -Infinity;
   return listenAll(
     [{ host: a.host, portLow: a.port, portHigh: a.port }],
     (client) => {
       const fe = route.current();
+      fe?.shared.fdWatch?.soon();
       if (!fe) {
         client.destroy();
         return;
@@ -882,14 +931,9 @@ function bindRoute(route: Route, a: BindAddress, deps: Deps, activation?: Activa
       });
     },
     (err, addr) => {
-      // Accept errors (EMFILE, ENFILE) repeat once per attempt: log at most once a second.
-      const now = deps.clock.now();
-      if (now - lastAcceptErrorMs < 1_000) return;
-      lastAcceptErrorMs = now;
-      deps.logger.error(
-        { event: EVENTS.acceptError, frontend: route.name, address: formatAddress(addr.host, addr.port), code: (err as NodeJS.ErrnoException).code },
-        'accept failed',
-      );
+      // Rare: libuv reports EMFILE/ENFILE on accept only when its spare fd is gone too (see
+      // accept/fd-watch.ts, which notices the usual case).
+      noteAcceptError(deps, errorCode(err), { frontend: route.name, address: formatAddress(addr.host, addr.port) });
     },
     activation && ((addr) => activation.take(route.name, addr)),
   );
@@ -944,10 +988,17 @@ export async function startTether(initial: Config, deps: Deps, activation?: Acti
   let config = initial;
   // Frontends a reload removed: no listeners, but their open connections run to their end.
   const retired: Frontend[] = [];
-  const shared: Shared = { maxConns: config.maxConns, opens: [] };
+  const fdWatch = watchFds((code) => {
+    noteAcceptError(deps, code);
+  });
+  const stopFdWatch = (): void => {
+    fdWatch.stop();
+  };
+  const shared: Shared = { maxConns: config.maxConns, opens: [], fdWatch };
   try {
     for (const fc of config.frontends) frontends.push(await startFrontend(fc, deps, shared, activation));
   } catch (e) {
+    stopFdWatch();
     for (const f of frontends) f.stopTimers();
     await Promise.all(frontends.map((f) => closeListeners(f.listeners)));
     throw e;
@@ -1076,6 +1127,7 @@ export async function startTether(initial: Config, deps: Deps, activation?: Acti
     },
     async stop(graceMs: number): Promise<void> {
       await reloading;
+      stopFdWatch();
       for (const f of frontends) f.stopTimers();
       await Promise.all(frontends.map((f) => closeListeners(f.listeners)));
       const all = (): Frontend[] => [...frontends.map((f) => f.current), ...retired];

@@ -32,6 +32,8 @@ export function backendView(pr: PoolRuntime, b: Backend, nowMs: number): Record<
     backup: b.spec.backup,
     maxConns: b.spec.maxConns ?? null,
     state: pool.state(b, nowMs),
+    // A backend without a port: the ports a failed dial holds down (the host itself is up).
+    ...(b.spec.port === undefined ? { heldPorts: pool.heldPorts(b, nowMs) } : {}),
     admin: b.admin,
     drainDeadlineInMs: b.drainDeadlineMs === undefined ? null : Math.max(0, b.drainDeadlineMs - nowMs),
     // Removed from the config by a reload: draining until its clients are gone.

@@ -46,7 +46,8 @@ function probeOptions(config: FrontendConfig): ProbeOptions {
 /**
  * Starts checking every backend of `pools` (already built with `checks` set) per
  * `config.health`; the first round runs at once. A backend without a port is checked on the
- * frontend's first listen port. Returns a stop function: clears the (unref'd) timers and
+ * frontend's first listen port, and the verdict is the host's (every port); a client's failed
+ * dial holds down only the port it dialled (Pool.markDown). Returns a stop function: clears the (unref'd) timers and
  * aborts checks in flight; nothing is logged after it.
  */
 export function startHealthChecks(
@@ -79,7 +80,7 @@ export function startHealthChecks(
     let changed = false;
     for (const m of t.members) {
       const transition = m.p.recordCheck(m.backend, code === undefined ? { atMs, ok } : { atMs, ok, code });
-      const fields = { frontend: config.name, pool: m.pool, backend: m.backend.name, reason: 'check' };
+      const fields = { frontend: config.name, pool: m.pool, backend: m.backend.name, address: formatAddress(t.host, t.port), reason: 'check' };
       if (transition === 'down') log.warn({ event: EVENTS.backendDown, ...fields, code }, 'backend down');
       if (transition === 'up') log.info({ event: EVENTS.backendUp, ...fields }, 'backend up');
       changed ||= transition !== undefined;

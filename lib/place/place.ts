@@ -29,6 +29,8 @@ export interface PlaceRequest {
   readonly exclude: ReadonlySet<string>;
   /** A backend the client named itself (tether's inserted cookie), tried first. */
   readonly named?: string;
+  /** The port the client connected to: a backend without a port is judged on it (Pool.isUp). */
+  readonly port?: number;
 }
 
 export interface Placement {
@@ -50,13 +52,13 @@ export interface Placement {
  * healthy, so its keys wait rather than move. New keys and un-keyed clients go to candidates only.
  */
 export function place(req: PlaceRequest): Placement | 'full' | undefined {
-  const { pool, nowMs, exclude } = req;
-  const candidates = pool.candidates(nowMs, exclude);
+  const { pool, nowMs, exclude, port } = req;
+  const candidates = pool.candidates(nowMs, exclude, port);
   const usable = (name: string): Backend | undefined => {
     const b = pool.get(name);
-    return b && pool.takesPinned(b, nowMs, exclude) ? b : undefined;
+    return b && pool.takesPinned(b, nowMs, exclude, port) ? b : undefined;
   };
-  if (candidates.length === 0 && !pool.backends.some((b) => pool.takesPinned(b, nowMs, exclude))) return undefined;
+  if (candidates.length === 0 && !pool.backends.some((b) => pool.takesPinned(b, nowMs, exclude, port))) return undefined;
   const bound = (b: Backend, p: Placement): Placement | 'full' => (pool.hasRoom(b) ? p : 'full');
   // Only backends with room are offered to the balancer, so a new key is pinned where it can
   // be served now (for hash: its next-best backend), and roundrobin's turn is not spent on a

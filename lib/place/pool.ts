@@ -3,6 +3,12 @@
 // failed dial holds a backend down for a while) and, when active checks run, their rise/fall
 // verdict (health/check.ts). New keys and un-keyed clients go only to `candidates`; a client
 // the affinity table or a route pins to a backend goes there while it `takesPinned`.
+//
+// Port fronting: a backend without a port is dialled on the port the client connected to, so
+// one host stands for as many services as the listen range has ports. A failed dial says
+// nothing about the host's other ports: its hold-down is kept per port (`Backend.ports`), and
+// the methods that decide for one client take that client's port. The backend-wide state
+// (`downUntilMs`, `health`) is then the host's: only active checks set it.
 import type { BackendAdmin, BackendSpec } from '../config/types.js';
 import { countCheck, initialCount, passiveDownCount, type HealthCount } from '../health/check.js';
 
@@ -37,6 +43,12 @@ export interface Backend {
   downUntilMs: number;
   /** Whether the last transition reported was "down" (so each transition is logged once). */
   down: boolean;
+  /**
+   * A backend without a port only: the passive hold-downs of the ports whose dial failed
+   * (port → its hold-down), at most MAX_PORT_HOLDS of them; the backend-wide `downUntilMs`
+   * and `down` stay unused for these, since one closed port does not take the host out.
+   */
+  readonly ports: Map<number, PortHold>;
   /** Operator state (see BackendAdmin); change it with Pool.setAdmin. */
   admin: BackendAdmin;
   /** When `admin` last changed (ms); the pool's start for the starting state. */
@@ -63,6 +75,21 @@ export interface PoolOptions {
    */
   readonly carried?: readonly Backend[];
 }
+
+/** The passive hold-down of one port of a backend without a port. */
+export interface PortHold {
+  /** Until this time (ms) the port is skipped. */
+  downUntilMs: number;
+  /** Whether its last transition reported was "down" (each one is logged once). */
+  down: boolean;
+}
+
+/**
+ * Ports of one port-less backend whose hold-down is remembered: a `--listen` range holds at
+ * most 4096 ports (config/validate.ts), so every port of one range fits. Beyond it, expired
+ * holds are forgotten first, then the oldest.
+ */
+export const MAX_PORT_HOLDS = 4096;
 
 const NONE: ReadonlySet<string> = new Set();
 
@@ -101,6 +128,7 @@ export class Pool {
         bytesOut: 0,
         downUntilMs: 0,
         down: false,
+        ports: new Map(),
         admin: spec.admin ?? 'ready',
         adminSinceMs: nowMs,
         drainDeadlineMs: spec.admin === 'drain' && spec.drainMs !== undefined ? nowMs + spec.drainMs : undefined,
@@ -115,9 +143,22 @@ export class Pool {
     return this.byName.get(name);
   }
 
-  /** True unless the backend is in a hold-down period at `nowMs` or failing its checks. */
-  isUp(b: Backend, nowMs: number): boolean {
-    return b.downUntilMs <= nowMs && b.health.up;
+  /**
+   * True unless the backend is in a hold-down period at `nowMs` or failing its checks. With
+   * `port` (the client's) a backend without a port is judged on that port: the host's state
+   * and that port's hold-down; without it, on the host alone (reporting).
+   */
+  isUp(b: Backend, nowMs: number, port?: number): boolean {
+    if (b.downUntilMs > nowMs || !b.health.up) return false;
+    const hold = port === undefined || b.spec.port !== undefined ? undefined : b.ports.get(port);
+    return hold === undefined || hold.downUntilMs <= nowMs;
+  }
+
+  /** The ports of a port-less backend held down at `nowMs`, with the time left (reporting). */
+  heldPorts(b: Backend, nowMs: number): { readonly port: number; readonly inMs: number }[] {
+    const held: { port: number; inMs: number }[] = [];
+    for (const [port, h] of b.ports) if (h.downUntilMs > nowMs) held.push({ port, inMs: h.downUntilMs - nowMs });
+    return held.sort((x, y) => x.port - y.port);
   }
 
   /** Whether the operator lets `b` serve pinned clients: ready, or draining before its deadline. */
@@ -126,18 +167,19 @@ export class Pool {
     return b.admin === 'ready';
   }
 
-  /** Whether some primary takes new clients (then backups take none, pinned or not). */
-  private primaryOpen(nowMs: number): boolean {
-    return this.backends.some((b) => !b.spec.backup && b.admin === 'ready' && this.isUp(b, nowMs));
+  /** Whether some primary takes new clients on `port` (then backups take none, pinned or not). */
+  private primaryOpen(nowMs: number, port: number | undefined): boolean {
+    return this.backends.some((b) => !b.spec.backup && b.admin === 'ready' && this.isUp(b, nowMs, port));
   }
 
   /**
    * The backends that may take a new key or an un-keyed client at `nowMs`, minus `exclude`
    * (names already tried for this client): the up, ready primaries, or, only when no primary
    * is up and ready, the up, ready backups. Draining and maint backends are never candidates.
+   * `port`: the client's, for port-less backends (see isUp).
    */
-  candidates(nowMs: number, exclude: ReadonlySet<string> = NONE): Backend[] {
-    const open = this.backends.filter((b) => b.admin === 'ready' && this.isUp(b, nowMs));
+  candidates(nowMs: number, exclude: ReadonlySet<string> = NONE, port?: number): Backend[] {
+    const open = this.backends.filter((b) => b.admin === 'ready' && this.isUp(b, nowMs, port));
     const primaries = open.filter((b) => !b.spec.backup && !exclude.has(b.name));
     if (primaries.length > 0) return primaries;
     // Backups serve only while no primary takes clients at all; a primary that is merely
@@ -161,9 +203,9 @@ export class Pool {
    * not a backup while a primary takes clients (such a client moves back to the primaries).
    * Every candidate takes pinned clients; a draining backend takes only these.
    */
-  takesPinned(b: Backend, nowMs: number, exclude: ReadonlySet<string> = NONE): boolean {
-    if (exclude.has(b.name) || !this.isUp(b, nowMs) || !this.admits(b, nowMs)) return false;
-    return !b.spec.backup || !this.primaryOpen(nowMs);
+  takesPinned(b: Backend, nowMs: number, exclude: ReadonlySet<string> = NONE, port?: number): boolean {
+    if (exclude.has(b.name) || !this.isUp(b, nowMs, port) || !this.admits(b, nowMs)) return false;
+    return !b.spec.backup || !this.primaryOpen(nowMs, port);
   }
 
   /**
@@ -204,7 +246,8 @@ export class Pool {
    * active checks also sets their verdict to down; the first passing check brings it back
    * (before the hold-down ends), unless a failing one confirms it first (then `rise` passes). Returns true on an up → down transition.
    */
-  markDown(b: Backend, nowMs: number, holdDownMs: number): boolean {
+  markDown(b: Backend, nowMs: number, holdDownMs: number, port?: number): boolean {
+    if (port !== undefined && b.spec.port === undefined) return this.markPortDown(b, port, nowMs + holdDownMs, nowMs);
     b.downUntilMs = nowMs + holdDownMs;
     if (this.checks) b.health = passiveDownCount(this.checks.rise);
     const transition = !b.down;
@@ -217,12 +260,37 @@ export class Pool {
    * true on a down → up transition. With them the checks alone bring a backend up (a dial that
    * began before they took it down proves little), so this changes nothing and returns false.
    */
-  markUp(b: Backend): boolean {
+  markUp(b: Backend, port?: number): boolean {
+    if (port !== undefined && b.spec.port === undefined) {
+      // The port answered: its hold-down (if any) is over, whatever the checks say of the host.
+      const hold = b.ports.get(port);
+      b.ports.delete(port);
+      return hold?.down === true;
+    }
     if (this.checks) return false;
     b.downUntilMs = 0;
     const transition = b.down;
     b.down = false;
     return transition;
+  }
+
+  /**
+   * Holds port `port` of port-less `b` down until `untilMs`; the host and its other ports are
+   * untouched (active checks, if any, judge the host). Returns true on an up → down transition.
+   */
+  private markPortDown(b: Backend, port: number, untilMs: number, nowMs: number): boolean {
+    const hold = b.ports.get(port);
+    if (hold) {
+      hold.downUntilMs = untilMs;
+      return false;
+    }
+    if (b.ports.size >= MAX_PORT_HOLDS) {
+      for (const [p, h] of b.ports) if (h.downUntilMs <= nowMs) b.ports.delete(p);
+      const oldest = b.ports.keys().next();
+      if (b.ports.size >= MAX_PORT_HOLDS && oldest.done !== true) b.ports.delete(oldest.value);
+    }
+    b.ports.set(port, { downUntilMs: untilMs, down: true });
+    return true;
   }
 
   /**

@@ -248,7 +248,7 @@ t.test('TLS toward the backend', (t) => {
       });
       await wire.waitFor(/\r\n/);
       wire.send('a1 LOGIN gus secret-gus\r\n');
-      t.equal(await wire.waitFor(/\r\n/), '* BYE Backend unavailable, try again later\r\n', `${mode}: the client gets BYE`);
+      t.equal(await wire.waitFor(/\r\n/), '* BYE [UNAVAILABLE] Backend unavailable, try again later\r\n', `${mode}: the client gets BYE`);
       const cc = await closeOf(rt, 'gus');
       t.match(cc, { user: 'gus', backend: hashed('gus'), termination: { cause: 'backend', stage: 'connect' } }, `${mode}: conn.close`);
       t.match((cc['termination'] as { code?: string }).code, /CERT|SIGNATURE|ISSUER|VERIFY/, `${mode}: code ${String((cc['termination'] as { code?: string }).code)}`);

@@ -1,0 +1,67 @@
+// Stage 1, I/O. Notice that tether has run out of file descriptors. Node gives no signal when
+// accept fails for want of one: libuv keeps a spare fd for exactly this case and, on EMFILE or
+// ENFILE, closes it, accepts each pending client on it and closes that client at once
+// (uv__emfile_trick), then takes the spare back — and reports nothing, so net.Server emits no
+// 'error' (checked on Node 20.20: clients see connect then FIN, the server sees nothing). So
+// tether looks for itself: it opens and closes /dev/null after each burst of accepts and every
+// FD_CHECK_INTERVAL_MS; EMFILE or ENFILE there means clients are being turned away at accept.
+import { closeSync, openSync } from 'node:fs';
+import { errorCode } from '../errors.js';
+
+/** How often the fd check runs: accept.error is logged at most this often anyway. */
+export const FD_CHECK_INTERVAL_MS = 1_000;
+
+/** Whether `code` (a Node error code) says tether itself is out of file descriptors. */
+export function isFdShortage(code: string | undefined): code is 'EMFILE' | 'ENFILE' {
+  return code === 'EMFILE' || code === 'ENFILE';
+}
+
+/** Opens and closes one fd; returns EMFILE/ENFILE when that fails for want of one. */
+export function checkFds(): 'EMFILE' | 'ENFILE' | undefined {
+  try {
+    closeSync(openSync('/dev/null', 'r'));
+    return undefined;
+  } catch (e) {
+    const code = errorCode(e);
+    // Any other failure (no /dev/null in a chroot) says nothing about fds: not a shortage.
+    return isFdShortage(code) ? code : undefined;
+  }
+}
+
+/** A running fd watch. */
+export interface FdWatch {
+  /**
+   * Checks once more after the current burst of accepts (setImmediate, coalesced): a storm
+   * fills the fds in one burst and libuv turns the rest of the backlog away at once, so the
+   * moment right after a burst is when a shortage shows.
+   */
+  soon(): void;
+  stop(): void;
+}
+
+/**
+ * Runs checkFds() every `intervalMs` (an unref'd timer) and after each burst of accepts
+ * (`soon`), and calls `onShortage` with the code each time it fails.
+ */
+export function watchFds(onShortage: (code: 'EMFILE' | 'ENFILE') => void, intervalMs = FD_CHECK_INTERVAL_MS): FdWatch {
+  const check = (): void => {
+    const code = checkFds();
+    if (code !== undefined) onShortage(code);
+  };
+  const timer = setInterval(check, intervalMs);
+  timer.unref();
+  let pending: NodeJS.Immediate | undefined;
+  return {
+    soon() {
+      pending ??= setImmediate(() => {
+        pending = undefined;
+        check();
+      });
+    },
+    stop() {
+      clearInterval(timer);
+      if (pending) clearImmediate(pending);
+      pending = undefined;
+    },
+  };
+}

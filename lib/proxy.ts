@@ -17,7 +17,7 @@ import { WaitQueue, waitTermination } from './place/queue.js';
 import { readProxyHeader } from './accept/proxy-header.js';
 import { encodeProxyV1, encodeProxyV2, parseProxyHeader } from './wire/proxy/header.js';
 import { formatAddress } from './accept/port-range.js';
-import { chainLookups, chainNeedsPeek, tableKey, type Lookup } from './affinity/chain.js';
+import { chainLookups, chainNeedsPeek, storedValue, tableKey, type Lookup } from './affinity/chain.js';
 import { KeyModule, type KeyModuleInput } from './affinity/key-module.js';
 import { MAX_PRELUDE_BYTES } from './config/defaults.js';
 import { peek } from './peek/collect.js';
@@ -696,7 +696,8 @@ function closed(c: Client, fe: Frontend, outcome: Outcome, conn: number, started
       // replay buffers (see greet/).
       user: facts.login?.key ?? null,
       backend: outcome.backend?.name ?? null,
-      key: outcome.lookup ? { kind: outcome.lookup.kind, hash: keyHash(outcome.lookup.value) } : null,
+      // The hash of the stored form, as the admin API shows it (the same for any key ≤ 128 bytes).
+      key: outcome.lookup ? { kind: outcome.lookup.kind, hash: keyHash(storedValue(outcome.lookup.value)) } : null,
       via: outcome.via ?? null,
       tries: outcome.tries,
       bytesIn: outcome.bytesIn,

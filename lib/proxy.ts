@@ -19,8 +19,8 @@ import { WaitQueue, waitTermination } from './place/queue.js';
 import { readProxyHeader } from './accept/proxy-header.js';
 import { encodeProxyV1, encodeProxyV2, parseProxyHeader } from './wire/proxy/header.js';
 import { formatAddress } from './accept/port-range.js';
-import { chainLookups, chainNeedsPeek, tableKey, type Lookup } from './affinity/chain.js';
-import { loadKeyModule, runKeyFunction, type KeyFunction, type KeyModuleInput } from './affinity/key-module.js';
+import { chainLookups, chainNeedsPeek, storedValue, tableKey, type Lookup } from './affinity/chain.js';
+import { KeyModule, type KeyModuleInput } from './affinity/key-module.js';
 import { MAX_PRELUDE_BYTES } from './config/defaults.js';
 import { peek } from './peek/collect.js';
 import { responseHeadRewriter, tlsLearner, type Pin } from './pipe/learn.js';
@@ -41,6 +41,13 @@ import { startHealthChecks } from './health/monitor.js';
 
 /** Time for a backend's greeting, STARTTLS and login answer, on top of the connect timeout. */
 const BACKEND_LOGIN_EXTRA_MS = 10_000;
+
+/**
+ * How long a stop waits for a reload under way. Loading a key module is bounded at 5 s
+ * (KEY_MODULE_LOAD_TIMEOUT_MS) and the rest of a reload reads small files; past 6 s the reload is
+ * stuck, and the stop goes on without it.
+ */
+const STOP_RELOAD_WAIT_MS = 6_000;
 
 /** How long a client we could not place or connect may linger before we drop it. */
 const REFUSE_LINGER_MS = 2_000;
@@ -181,7 +188,8 @@ export interface Frontend {
   readonly pools: ReadonlyMap<string, PoolRuntime>;
   /** Whether clients are peeked before placing (the chain, routes or insert-cookie need it). */
   readonly peeks: boolean;
-  readonly keyFunction?: KeyFunction;
+  /** `--key-module`, running in its worker thread; shared by generations while the file stays the same. */
+  readonly keyModule?: KeyModule;
   /** imap/pop3 frontends: the greet stage's options, the user directory, backend login. */
   readonly mail?: MailRuntime;
   /** Open connections: raw client socket → how to cut it and where it went. */
@@ -589,10 +597,13 @@ async function learn(c: Client, fe: Frontend, deps: Deps): Promise<Outcome | und
     c.facts = { ...c.facts, peek: r.facts };
     c.peekStop = r.stop;
   }
-  if (fe.keyFunction) {
-    const k = runKeyFunction(fe.keyFunction, keyModuleInput(c.facts));
-    if (k.error !== undefined) deps.logger.warn({ event: EVENTS.keyModuleError, frontend: fe.config.name, err: k.error instanceof Error ? k.error.message : 'non-Error thrown' }, 'key module failed');
-    if (k.key !== undefined) c.facts = { ...c.facts, moduleKey: k.key };
+  if (fe.keyModule) {
+    const k = await fe.keyModule.key(keyModuleInput(c.facts));
+    if ('problem' in k) {
+      // A module failing on every connection would otherwise log every connection.
+      const held = fe.limitLog.pass(EVENTS.keyModuleError, deps.clock.now());
+      if (held !== undefined) deps.logger.warn({ event: EVENTS.keyModuleError, frontend: fe.config.name, err: k.problem, held }, 'key module failed');
+    } else if ('key' in k) c.facts = { ...c.facts, moduleKey: k.key };
   }
   return undefined;
 }
@@ -737,7 +748,8 @@ function closed(c: Client, fe: Frontend, outcome: Outcome, conn: number, started
       // replay buffers (see greet/).
       user: facts.login?.key ?? null,
       backend: outcome.backend?.name ?? null,
-      key: outcome.lookup ? { kind: outcome.lookup.kind, hash: keyHash(outcome.lookup.value) } : null,
+      // The hash of the stored form, as the admin API shows it (the same for any key ≤ 128 bytes).
+      key: outcome.lookup ? { kind: outcome.lookup.kind, hash: keyHash(storedValue(outcome.lookup.value)) } : null,
       via: outcome.via ?? null,
       tries: outcome.tries,
       bytesIn: outcome.bytesIn,
@@ -830,9 +842,15 @@ async function buildFrontend(config: FrontendConfig, deps: Deps, shared: Shared,
   const pools = new Map<string, PoolRuntime>();
   pools.set('default', poolRuntime('default', config.backends, config.balance, config, deps, prev?.pools.get('default')));
   for (const p of config.pools) pools.set(p.name, poolRuntime(p.name, p.backends, p.balance, config, deps, prev?.pools.get(p.name)));
-  // A module already imported is not re-read on reload (Node caches ES modules by URL).
-  const keyFunction = config.keyModule === undefined ? undefined : prev?.keyFunction && prev.config.keyModule === config.keyModule ? prev.keyFunction : await loadKeyModule(config.keyModule);
-  const mail = await mailRuntime(config, deps);
+  // The same file keeps its worker (and is not re-read) across reloads, as an in-process import was cached.
+  const keyModule = config.keyModule === undefined ? undefined : prev?.keyModule?.file === config.keyModule ? prev.keyModule : await KeyModule.load(config.keyModule);
+  let mail: MailRuntime | undefined;
+  try {
+    mail = await mailRuntime(config, deps);
+  } catch (e) {
+    if (keyModule !== prev?.keyModule) await keyModule?.close();
+    throw e;
+  }
   const trusted = config.acceptProxyProtocol ? compileAcl({ allow: config.trustedProxies, deny: [] }) : undefined;
   const open = prev?.open ?? new Map<net.Socket, OpenConn>();
   if (!prev) shared.opens.push(open);
@@ -840,7 +858,7 @@ async function buildFrontend(config: FrontendConfig, deps: Deps, shared: Shared,
     config,
     pools,
     peeks: chainNeedsPeek(config.affinity) || config.routes.length > 0 || config.insertCookie !== undefined,
-    ...(keyFunction === undefined ? {} : { keyFunction }),
+    ...(keyModule === undefined ? {} : { keyModule }),
     ...(mail === undefined ? {} : { mail }),
     open,
     acl: compileAcl({ allow: config.allow, deny: config.deny }),
@@ -1005,6 +1023,7 @@ export async function startTether(initial: Config, deps: Deps, activation?: Acti
   }
   // One reload at a time: a SIGHUP during an admin reload waits for it.
   let reloading: Promise<unknown> = Promise.resolve();
+  let stopping = false;
 
   async function applyReload(next: Config): Promise<ReloadReport> {
     // Frontends removed earlier whose last connection has ended: nothing to wait for any more.
@@ -1071,8 +1090,11 @@ export async function startTether(initial: Config, deps: Deps, activation?: Acti
           }
         });
       }
+      // A stop that gave up waiting for this reload has closed the listeners: put nothing in force.
+      if (stopping) throw new TetherError('TETHER_ERR_CONFIG', 'tether is stopping');
     } catch (e) {
       await Promise.all(staged.map((st) => closeListeners(st.bound)));
+      await Promise.all(staged.flatMap((st) => (st.next.keyModule && st.next.keyModule !== (st.isNew ? undefined : st.rf.current.keyModule) ? [st.next.keyModule.close()] : [])));
       throw e;
     }
     // Everything is read and bound: put the new generation in force.
@@ -1083,6 +1105,7 @@ export async function startTether(initial: Config, deps: Deps, activation?: Acti
     for (const st of staged) {
       const rf = st.rf;
       rf.stopTimers();
+      if (!st.isNew && rf.current.keyModule !== st.next.keyModule) void rf.current.keyModule?.close();
       rf.current = st.next;
       (st.isNew ? report.frontends.added : report.frontends.kept).push(rf.name);
       rf.listeners = [...st.keep, ...st.handed, ...st.bound];
@@ -1100,6 +1123,7 @@ export async function startTether(initial: Config, deps: Deps, activation?: Acti
     for (const f of frontends) {
       if (kept.has(f.name)) continue;
       f.stopTimers();
+      void f.current.keyModule?.close();
       report.frontends.removed.push(f.name);
       retired.push(f.current);
     }
@@ -1126,9 +1150,14 @@ export async function startTether(initial: Config, deps: Deps, activation?: Acti
       return r;
     },
     async stop(graceMs: number): Promise<void> {
-      await reloading;
+      // A reload that hangs (a file on a dead mount) must not hang the stop: wait a bounded time.
+      stopping = true;
+      let waited: NodeJS.Timeout | undefined;
+      await Promise.race([reloading, new Promise((r) => (waited = setTimeout(r, STOP_RELOAD_WAIT_MS)))]);
+      clearTimeout(waited);
       stopFdWatch();
       for (const f of frontends) f.stopTimers();
+      await Promise.all([...frontends.map((f) => f.current), ...retired].flatMap((f) => (f.keyModule ? [f.keyModule.close()] : [])));
       await Promise.all(frontends.map((f) => closeListeners(f.listeners)));
       const all = (): Frontend[] => [...frontends.map((f) => f.current), ...retired];
       const openCount = (): number => all().reduce((n, f) => n + f.open.size, 0);

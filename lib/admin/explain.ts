@@ -2,7 +2,7 @@
 // now and why. It derives the lookups exactly as live traffic does (chainLookups over Facts built
 // from the parameters) and runs place() against a read-only view of the affinity table, so
 // explaining changes no entry, counter or balancer state.
-import { chainLookups } from '../affinity/chain.js';
+import { chainLookups, storedValue } from '../affinity/chain.js';
 import { seededRng } from '../clock.js';
 import type { Facts } from '../facts.js';
 import { keyHash } from '../log.js';
@@ -121,7 +121,7 @@ export async function explain(f: RunningFrontend, p: Params, nowMs: number): Pro
   // leastconn and random2 depend on their running state, so their pick is one possible answer.
   const balancer = createBalancer(pr.balance, seededRng(1));
   const p0 = place({ table: view, pool: pr.pool, balancer, lookups, nowMs, exclude: new Set() });
-  const steps = lookups.map((l) => ({ kind: l.kind, hash: keyHash(l.value), pinned: pr.table.peek(l.tableKey, nowMs) ?? null, route: l.route ?? null, learnedOnly: l.learned }));
+  const steps = lookups.map((l) => ({ kind: l.kind, hash: keyHash(storedValue(l.value)), pinned: pr.table.peek(l.tableKey, nowMs) ?? null, route: l.route ?? null, learnedOnly: l.learned }));
   const candidates = pr.pool.candidates(nowMs).map((b) => b.name);
   const base = { frontend: f.name, pool: pr.name, steps, candidates, balance: pr.balance };
   if (!p0) return { ...base, backend: null, via: null, key: null, reason: 'no backend can take a new client now (all down, in maintenance or held down)' };

@@ -11,7 +11,7 @@ import { TetherError, errorCode } from '../errors.js';
 import { EVENTS, flushSoon, keyHash, type Logger } from '../log.js';
 import type { RunningFrontend, Tether } from '../proxy.js';
 import { AdminError, dumpEntries, flushEntries, frontendNamed, frontendsView, moveEntry, poolsNamed, setBackendState, tableValue, type KeySelector } from './view.js';
-import { tableKey } from '../affinity/chain.js';
+import { storedValue, tableKey } from '../affinity/chain.js';
 import { explain } from './explain.js';
 import { BACKEND_ADMIN_STATES, type BackendAdmin } from '../config/types.js';
 import { parseDuration } from '../cli/flags.js';
@@ -145,7 +145,7 @@ async function route(method: string, path: string, p: Params, deps: AdminDeps): 
       if (kind === undefined || value === undefined) throw new AdminError(400, 'key-required', 'lookup needs kind= and value=');
       const v = tableValue(f, kind, value);
       const found = poolsNamed(f, p['pool']).map((pr) => ({ pool: pr.name, backend: pr.table.peek(tableKey({ kind, value: v }), now) ?? null }));
-      return { status: 200, json: { frontend: f.name, kind, hash: keyHash(v), pools: found } };
+      return { status: 200, json: { frontend: f.name, kind, hash: keyHash(storedValue(v)), pools: found } };
     }
     case 'DELETE /affinity':
     case 'POST /affinity/flush': {

@@ -2,7 +2,7 @@
 // backends with state and counters, and the affinity tables (dump, look up, flush, move).
 // Key values are shown as keyHash() unless the caller asks to reveal them.
 import { formatAddress } from '../accept/port-range.js';
-import { tableKey } from '../affinity/chain.js';
+import { storedValue, tableKey } from '../affinity/chain.js';
 import { sourceNetwork } from '../affinity/source.js';
 import { keyHash } from '../log.js';
 import type { Backend, BackendState } from '../place/pool.js';
@@ -120,7 +120,7 @@ export interface KeySelector {
 function matches(key: string, backend: string, sel: KeySelector): boolean {
   const k = splitTableKey(key);
   if (sel.kind !== undefined && k.kind !== sel.kind) return false;
-  if (sel.value !== undefined && k.value !== sel.value) return false;
+  if (sel.value !== undefined && k.value !== storedValue(sel.value)) return false;
   if (sel.hash !== undefined && keyHash(k.value) !== sel.hash.toLowerCase()) return false;
   if (sel.backend !== undefined && backend !== sel.backend) return false;
   return true;

@@ -1,10 +1,13 @@
 // Stage 3, pure. Facts → the affinity lookups of the chain, in chain order. Placement walks
 // them: a `route` names a backend outright, a `learned` key counts only when the affinity
 // table already holds it (tls-session, tls-ticket), and a plain key is placed and pinned.
+import { Buffer } from 'node:buffer';
+import { createHash } from 'node:crypto';
 import type { AffinityStep } from '../config/types.js';
 import { formatAffinityStep } from '../cli/flags.js';
 import type { Facts } from '../facts.js';
 import { sourceNetwork } from './source.js';
+import { ticketKeyName } from '../wire/tls/ticket-key-name.js';
 
 /** An affinity key: the kind as spelled in `--affinity`, and its value. */
 export interface AffinityKey {
@@ -27,19 +30,32 @@ export interface ChainContext {
   readonly backendNames: ReadonlySet<string>;
 }
 
-/** The affinity table's string form of a key. */
-export function tableKey(key: AffinityKey): string {
-  return `${key.kind}\u0000${key.value}`;
-}
+/**
+ * Longest key value the affinity table stores as it is, in UTF-8 bytes. The keys tether makes
+ * (an IPv6 /128 source, a session id or ticket key name in hex) and the usual session cookies
+ * (JSESSIONID with a jvmRoute, PHPSESSID, a UUID) and host names are far shorter and stay
+ * readable in an admin dump; a longer value (a 15 KB cookie cost 16.5 KB per entry, ~1.6 GB
+ * per pool at the default cap) is stored as its hash, 46 characters.
+ */
+export const MAX_STORED_KEY_BYTES = 128;
+
+/** Marks a stored value as a hash. Values that begin with it are hashed too, so no value can pose as another's hash. */
+const HASHED_PREFIX = '#h:';
 
 /**
- * The key_name of a session ticket or PSK identity: its first 16 bytes in RFC 5077 §4's
- * recommended layout (key_name(16) iv(16) state mac(32)), which OpenSSL, nginx and Go use.
- * Shorter blobs (< 48 bytes) are not in that layout: undefined.
+ * A key value as the affinity table stores it: as it is, or `#h:` + SHA-256 (base64url) when it
+ * is longer than MAX_STORED_KEY_BYTES or begins with `#h:`. The same value always maps to the
+ * same stored form, so placement (rendezvous over the table key) and lookups agree.
  */
-export function ticketKeyName(ticket: Uint8Array): string | undefined {
-  if (ticket.length < 48) return undefined;
-  return Buffer.from(ticket.subarray(0, 16)).toString('hex');
+export function storedValue(value: string): string {
+  if (value.length * 3 <= MAX_STORED_KEY_BYTES && !value.startsWith(HASHED_PREFIX)) return value;
+  if (Buffer.byteLength(value, 'utf8') <= MAX_STORED_KEY_BYTES && !value.startsWith(HASHED_PREFIX)) return value;
+  return HASHED_PREFIX + createHash('sha256').update(value, 'utf8').digest('base64url');
+}
+
+/** The affinity table's string form of a key (its value as storedValue() gives it). */
+export function tableKey(key: AffinityKey): string {
+  return `${key.kind}\u0000${storedValue(key.value)}`;
 }
 
 /** Tomcat jvmRoute style: a value ending in `.NAME` where NAME is a backend of the pool. */

@@ -21,6 +21,41 @@ export function parseUserMap(text: string): Map<string, string> {
 const MAP_CHECK_MS = 1_000;
 /** An HTTP lookup slower than this counts as "no answer" (not cached): placement goes on. */
 const LOOKUP_TIMEOUT_MS = 2_000;
+/**
+ * How much of a lookup answer is read: its first word is a backend name (tens of bytes), so
+ * 1 KiB is plenty; the rest is never read (a 150 MB body stalled the loop 17 s, 500 MB killed it).
+ */
+const MAX_LOOKUP_ANSWER_BYTES = 1024;
+
+/**
+ * The first whitespace-separated word of `res`'s body ('' for a blank body), reading only as far
+ * as that word's end or MAX_LOOKUP_ANSWER_BYTES, then cancelling the rest. null when the word
+ * runs past the cap. The fetch's timeout signal also bounds the body (it errors the stream).
+ */
+async function firstToken(res: Response): Promise<string | null> {
+  const reader = res.body?.getReader();
+  if (!reader) return '';
+  const decoder = new TextDecoder();
+  let text = '';
+  let bytes = 0;
+  try {
+    for (;;) {
+      const r: { done: boolean; value?: Uint8Array } = await reader.read();
+      if (r.done || r.value === undefined) return text.trim().split(/\s+/)[0] ?? '';
+      const room = MAX_LOOKUP_ANSWER_BYTES - bytes;
+      const part = r.value.subarray(0, room);
+      bytes += part.length;
+      text += decoder.decode(part, { stream: true });
+      const m = /^\s*(\S+)\s/.exec(text);
+      if (m) return m[1] ?? '';
+      if (bytes >= MAX_LOOKUP_ANSWER_BYTES) return /\S/.test(text) ? null : '';
+    }
+  } finally {
+    // Unread rest: cancel so the connection is dropped rather than drained.
+    reader.cancel().catch(() => undefined);
+  }
+}
+
 /** Cached answers kept at most (oldest dropped first). */
 const MAX_CACHE = 100_000;
 
@@ -80,8 +115,12 @@ export class UserDirectory {
         this.o.onError('user-lookup', new Error(`HTTP ${String(res.status)}`));
         return undefined;
       }
-      const body = (await res.text()).trim().split(/\s+/)[0] ?? '';
-      return { backend: body === '' ? undefined : body };
+      const name = await firstToken(res);
+      if (name === null) {
+        this.o.onError('user-lookup', new Error(`answer has no backend name within its first ${String(MAX_LOOKUP_ANSWER_BYTES)} bytes`));
+        return undefined;
+      }
+      return { backend: name === '' ? undefined : name };
     } catch (e) {
       this.o.onError('user-lookup', e);
       return undefined;

@@ -9,6 +9,16 @@ import { imapBackendAnswer, imapGreetingOk } from '../greet/imap.js';
 import { pop3BackendAnswer, pop3GreetingOk } from '../greet/pop3.js';
 import { LineReader } from './line-reader.js';
 
+/**
+ * Most untagged lines a backend may send during the login replay (relayed to the client with
+ * the answer) or before its STARTTLS answer (dropped). A real server sends a CAPABILITY line or
+ * two (Dovecot's runs to ~300 bytes); 64 KiB is hundreds of them. A backend that sends more is
+ * broken or hostile, and an endless stream would otherwise be held whole until the login
+ * deadline (2.8 GB in 11 s): the login fails with `backend-flood`, the client gets the
+ * usual "backend unavailable" answer.
+ */
+export const MAX_UNTAGGED_BYTES = 64 * 1024;
+
 export type MailProtocol = 'imap' | 'pop3';
 export type BackendTls = 'none' | 'starttls' | 'tls';
 
@@ -65,11 +75,16 @@ export async function loginAtBackend(socket: net.Socket, login: Login, o: Backen
     if (!greeting || !greetingOk(greeting.toString('latin1'))) return { ok: false, code: greeting ? 'backend-greeting' : 'backend-silent' };
     if (o.backendTls === 'starttls') {
       sock.write(o.protocol === 'imap' ? 'tether0 STARTTLS\r\n' : 'STLS\r\n');
+      let untagged = 0;
       for (;;) {
         const line = await reader.line(deadline, o.now);
         if (!line) return { ok: false, code: 'starttls-silent' };
         const text = line.toString('latin1');
-        if (o.protocol === 'imap' && text.startsWith('* ')) continue;
+        if (o.protocol === 'imap' && text.startsWith('* ')) {
+          untagged += line.length;
+          if (untagged > MAX_UNTAGGED_BYTES) return { ok: false, code: 'backend-flood' };
+          continue;
+        }
         const ok = o.protocol === 'imap' ? /^tether0 OK\b/i.test(text) : text.startsWith('+OK');
         if (!ok) return { ok: false, code: 'starttls-refused' };
         break;
@@ -82,6 +97,7 @@ export async function loginAtBackend(socket: net.Socket, login: Login, o: Backen
       reader = new LineReader(sock);
     }
     const relay: Buffer[] = [];
+    let relayBytes = 0;
     for (const step of login.steps) {
       sock.write(step.bytes);
       let answered = false;
@@ -91,6 +107,8 @@ export async function loginAtBackend(socket: net.Socket, login: Login, o: Backen
         const text = line.toString('latin1');
         const a = o.protocol === 'imap' ? imapBackendAnswer(text, login.tag ?? '') : pop3BackendAnswer(text, step.expect);
         if (a === 'untagged') {
+          relayBytes += line.length;
+          if (relayBytes > MAX_UNTAGGED_BYTES) return { ok: false, code: 'backend-flood' };
           relay.push(line);
           continue;
         }

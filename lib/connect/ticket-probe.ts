@@ -4,7 +4,7 @@
 // after some client resumed it at its issuer; with it, the very first resumption of a ticket
 // — from any address — goes to the backend that issued it. Nothing is sent after the handshake.
 import tls from 'node:tls';
-import { ticketKeyName } from '../affinity/chain.js';
+import { ticketKeyName } from '../wire/tls/ticket-key-name.js';
 import { ticketFromSession } from '../wire/tls/session-der.js';
 
 /** Re-probe period: picks up ticket-key rotation (nginx/OpenSSL rotate by reload or config). */

@@ -3,7 +3,7 @@
 // the first response head, and tether's own inserted cookie. Each function returns a callback
 // for splice's watchBackend / rewriteHead; `pin` records a table key for the chosen backend.
 import { Buffer } from 'node:buffer';
-import { ticketKeyName } from '../affinity/chain.js';
+import { ticketKeyName } from '../wire/tls/ticket-key-name.js';
 import { parseResponseHead } from '../wire/http/response-head.js';
 import { MAX_REQUEST_HEAD_BYTES } from '../wire/http/request-head.js';
 import type { ClientHello } from '../wire/tls/client-hello.js';

@@ -8,6 +8,7 @@ import { runTether, runTetherToExit, type RunningTether } from '../helpers/run-t
 import { startBackend, whoAnswers, type TestBackend } from '../helpers/named-backend.js';
 import { errorLines, holdConnection, isConnClose, waitForCount } from '../helpers/e2e-tools.js';
 import { admin, parseExposition, sampleValue } from '../helpers/admin-client.js';
+import { curl, startHttpBackend } from '../helpers/http-backend.js';
 
 async function backends(t: Test, names: readonly string[]): Promise<TestBackend[]> {
   const bs = await Promise.all(names.map((n) => startBackend(n)));
@@ -266,4 +267,27 @@ t.test('backend state over the API: drain keeps pinned keys, maint moves them, r
   t.match((await set({ backend: target, state: 'drain', deadline: '1ms' })).json, { pools: [{ changed: true }] });
   await new Promise((r) => setTimeout(r, 20));
   t.match(((await admin(adminPort, 'GET', '/frontends')).json as { pools: { backends: { name: string; state: string }[] }[] }[])[0]?.pools[0]?.backends.find((b) => b.name === target), { state: 'maint' }, 'a drain past its deadline takes no clients');
+});
+
+t.test('a 15 KB cookie: one bounded table entry, the same backend every time, found by its value', async (t) => {
+  const bs = await Promise.all(['a', 'b', 'c'].map((n) => startHttpBackend(n)));
+  t.teardown(() => Promise.all(bs.map((b) => b.close())));
+  const { rt, port, adminPort } = await withAdmin(t, [...bs.flatMap((b) => ['--backend', `${b.name}=127.0.0.1:${String(b.port)}`]), '--affinity', 'http-cookie:sid', '--balance', 'roundrobin']);
+  const long = `s${'0123456789'.repeat(1_500)}`;
+  const got: string[] = [];
+  for (const src of ['127.0.0.1', '127.0.0.2', '127.0.0.3']) got.push((await curl(port, '/', ['-H', `Cookie: sid=${long}`], { source: src })).backend);
+  t.equal(new Set(got).size, 1, `one backend for the long cookie under round robin (${got.join(' ')})`);
+  const lines = await waitForCount(rt, isConnClose(), 3);
+  t.same(lines.map((l) => l['via']), ['balance', 'table', 'table'], 'placed once, then the table');
+  const dump = (await admin(adminPort, 'GET', '/affinity?reveal=1')).json as { entries: Entry[] };
+  t.equal(dump.entries.length, 1, 'one entry');
+  const e = dump.entries[0]!;
+  t.match(e.value, /^#h:[A-Za-z0-9_-]{43}$/, 'stored as #h: + hash');
+  t.ok(e.value!.length <= 46, `entry value is ${String(e.value!.length)} characters, not ${String(long.length)}`);
+  t.equal((lines[0]!['key'] as { hash: string }).hash, e.hash, 'conn.close names the key by the hash the dump shows');
+  // Named by its real value (too long for a query string: the JSON body), the key moves.
+  const to = ['a', 'b', 'c'].find((n) => n !== got[0])!;
+  const mv = await admin(adminPort, 'POST', '/affinity/move', { body: { kind: 'http-cookie:sid', value: long, to } });
+  t.match(mv.json, { from: got[0], to, hash: e.hash }, 'found by value');
+  t.equal((await curl(port, '/', ['-H', `Cookie: sid=${long}`])).backend, to, 'the cookie follows the move');
 });

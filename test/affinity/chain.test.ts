@@ -1,7 +1,8 @@
 import { Buffer } from 'node:buffer';
 import t from 'tap';
 import { captureTls12TicketResumption, captureTls13Resumption } from '../../fixtures/client-hellos.js';
-import { chainLookups, chainNeedsPeek, tableKey, ticketKeyName, type Lookup } from '../../lib/affinity/chain.js';
+import { MAX_STORED_KEY_BYTES, chainLookups, chainNeedsPeek, storedValue, tableKey, type Lookup } from '../../lib/affinity/chain.js';
+import { ticketKeyName } from '../../lib/wire/tls/ticket-key-name.js';
 import { parseAffinityChain } from '../../lib/cli/flags.js';
 import type { Facts } from '../../lib/facts.js';
 import type { PeekFacts } from '../../lib/peek/sniff.js';
@@ -193,5 +194,24 @@ t.test('chainNeedsPeek', (t) => {
   for (const kind of ['sni', 'tls-session', 'tls-ticket', 'http-host', 'http-header:X', 'http-cookie:X', 'url-param:x', 'xmpp-to']) {
     t.equal(needs(kind), true, kind);
   }
+  t.end();
+});
+
+t.test('long key values are stored as a fixed-length hash; short ones as they are', (t) => {
+  const long = 'x'.repeat(15_000);
+  const k = tableKey({ kind: 'http-cookie:sid', value: long });
+  t.equal(k, tableKey({ kind: 'http-cookie:sid', value: long }), 'the same value, the same table key (the same placement)');
+  t.ok(k.length < 'http-cookie:sid'.length + 1 + 50, `a 15 KB value stores as ${String(k.length)} characters`);
+  t.match(storedValue(long), /^#h:[A-Za-z0-9_-]{43}$/, '#h: + SHA-256 base64url');
+  t.not(storedValue(long), storedValue(`${long}y`), 'different values, different hashes');
+  const edge = 'y'.repeat(MAX_STORED_KEY_BYTES);
+  t.equal(storedValue(edge), edge, `${String(MAX_STORED_KEY_BYTES)} bytes: as it is`);
+  t.match(storedValue(`${edge}y`), /^#h:/, 'one more byte: hashed');
+  t.match(storedValue('é'.repeat(65)), /^#h:/, 'counted in UTF-8 bytes (65 × 2)');
+  t.equal(storedValue('é'.repeat(64)), 'é'.repeat(64), '64 × 2 bytes: as it is');
+  t.equal(tableKey({ kind: 'sni', value: 'a.example' }), 'sni\u0000a.example', 'short values unchanged');
+  // A short value cannot pose as a long one's hash.
+  const posing = storedValue(long);
+  t.not(storedValue(posing), posing, 'a value that looks like a hash is hashed itself');
   t.end();
 });

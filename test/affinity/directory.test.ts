@@ -264,3 +264,55 @@ t.test('UserDirectory with an HTTP lookup', async (t) => {
     t.equal(srv.count('slow'), 2);
   });
 });
+
+/** A server whose answer starts with `head` and then streams `filler` for up to 10 s (or until the client goes). */
+async function endlessServer(t: Test, head: string, filler: Buffer | undefined): Promise<{ url: string; sent: () => number }> {
+  let sent = 0;
+  const server = http.createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.write(head);
+    if (filler === undefined) return; // headers (and head), then silence
+    const started = Date.now();
+    const pump = (): void => {
+      while (!res.destroyed && Date.now() - started < 10_000) {
+        sent += filler.length;
+        if (!res.write(filler)) {
+          res.once('drain', pump);
+          return;
+        }
+      }
+      res.destroy();
+    };
+    pump();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  return { url: `http://127.0.0.1:${String((server.address() as net.AddressInfo).port)}/who`, sent: () => sent };
+}
+
+t.test('UserDirectory: a huge or endless answer is read only as far as its first word', async (t) => {
+  const clock = new ManualClock(0);
+  const MiB = 1024 * 1024;
+  const rssBefore = process.memoryUsage().rss;
+  const named = await endlessServer(t, 'b\n', Buffer.alloc(MiB, 0x78));
+  const errs: unknown[] = [];
+  const d = new UserDirectory({ lookupUrl: named.url, ttlMs: 60_000, clock, onError: (_w, e) => errs.push(e) });
+  t.equal(await d.lookup('alice'), 'b', 'the first word, from an endless body');
+  const word = await endlessServer(t, '', Buffer.alloc(MiB, 0x78));
+  const d2 = new UserDirectory({ lookupUrl: word.url, ttlMs: 60_000, clock, onError: (_w, e) => errs.push(e) });
+  t.equal(await d2.lookup('bob'), undefined, 'a first word longer than 1 KiB: no answer');
+  t.equal(errs.length, 1, 'and it is reported');
+  t.ok(process.memoryUsage().rss - rssBefore < 64 * MiB, `RSS grew by ${String(Math.round((process.memoryUsage().rss - rssBefore) / MiB))} MiB (the servers sent ${String(Math.round((named.sent() + word.sent()) / MiB))} MiB)`);
+});
+
+t.test('UserDirectory: headers, then silence: the lookup timeout covers the body', async (t) => {
+  const clock = new ManualClock(0);
+  const silent = await endlessServer(t, '', undefined);
+  const errs: unknown[] = [];
+  const d = new UserDirectory({ lookupUrl: silent.url, ttlMs: 60_000, clock, onError: (_w, e) => errs.push(e) });
+  t.equal(await d.lookup('carol'), undefined, 'no answer');
+  t.equal(errs.length, 1, 'reported');
+});

@@ -8,8 +8,9 @@ import { LineWait } from '../../lib/greet/line-wait.js';
 import { ImapGreeter } from '../../lib/greet/imap.js';
 import { Pop3Greeter } from '../../lib/greet/pop3.js';
 import { MAX_BAD_BEFORE_LOGIN, MAX_COMMANDS_BEFORE_LOGIN, type GreetOptions } from '../../lib/greet/dialogue.js';
+import { seedFastCheck } from '../helpers/fc-seed.js';
 
-fc.configureGlobal({ seed: Number(process.env['FC_SEED'] ?? 0x7e7e), numRuns: 200 });
+seedFastCheck({ numRuns: 200 });
 
 const OPTIONS: GreetOptions = { starttls: false, secure: false, requireTls: false, maxCommands: MAX_COMMANDS_BEFORE_LOGIN, maxBad: MAX_BAD_BEFORE_LOGIN };
 

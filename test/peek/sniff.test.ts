@@ -3,8 +3,9 @@ import fc from 'fast-check';
 import t from 'tap';
 import { ALPN_PROTOCOLS, SNI_NAME, captureAlpnHello, captureSniHello, captureTls12Hello, reframeHandshake } from '../../fixtures/client-hellos.js';
 import { Sniffing, sniff, type PeekFacts, type SniffVerdict } from '../../lib/peek/sniff.js';
+import { seedFastCheck } from '../helpers/fc-seed.js';
 
-fc.configureGlobal({ seed: Number(process.env['FC_SEED'] ?? 0x7e7e), numRuns: 500 });
+seedFastCheck({ numRuns: 500 });
 
 const [sniHello, alpnHello, tls12Hello] = await Promise.all([captureSniHello(), captureAlpnHello(), captureTls12Hello()]);
 

@@ -2,8 +2,9 @@ import { Buffer } from 'node:buffer';
 import fc from 'fast-check';
 import t from 'tap';
 import { ByteReader } from '../../lib/wire/byte-reader.js';
+import { seedFastCheck } from '../helpers/fc-seed.js';
 
-fc.configureGlobal({ seed: Number(process.env['FC_SEED'] ?? 0x7e7e), numRuns: 500 });
+seedFastCheck({ numRuns: 500 });
 
 const hex = (h: string): Buffer => Buffer.from(h.replace(/\s/g, ''), 'hex');
 

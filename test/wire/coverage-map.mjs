@@ -4,6 +4,7 @@ const SOURCES = {
   'byte-reader': ['lib/wire/byte-reader.ts'],
   'tls-record': ['lib/wire/tls/record.ts'],
   'tls-client-hello': ['lib/wire/tls/client-hello.ts', 'lib/wire/parse.ts'],
+  'tls-client-hello-stacks': ['lib/wire/tls/client-hello.ts'],
   'tls-server-hello': ['lib/wire/tls/server-hello.ts'],
   'tls-session-der': ['lib/wire/tls/session-der.ts'],
   'http-request-head': ['lib/wire/http/request-head.ts', 'lib/wire/parse.ts'],

@@ -4,8 +4,9 @@ import t from 'tap';
 import { capturePlainHello } from '../../fixtures/client-hellos.js';
 import type { Parse } from '../../lib/wire/parse.js';
 import { MAX_REQUEST_HEAD_BYTES, parseRequestHead, type RequestHead } from '../../lib/wire/http/request-head.js';
+import { seedFastCheck } from '../helpers/fc-seed.js';
 
-fc.configureGlobal({ seed: Number(process.env['FC_SEED'] ?? 0x7e7e), numRuns: 300 });
+seedFastCheck({ numRuns: 300 });
 
 const hello = await capturePlainHello();
 

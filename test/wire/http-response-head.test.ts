@@ -5,8 +5,9 @@ import { capturePlainHello } from '../../fixtures/client-hellos.js';
 import type { Parse } from '../../lib/wire/parse.js';
 import { MAX_REQUEST_HEAD_BYTES } from '../../lib/wire/http/request-head.js';
 import { parseResponseHead, type ResponseHead } from '../../lib/wire/http/response-head.js';
+import { seedFastCheck } from '../helpers/fc-seed.js';
 
-fc.configureGlobal({ seed: Number(process.env['FC_SEED'] ?? 0x7e7e), numRuns: 300 });
+seedFastCheck({ numRuns: 300 });
 
 const tlsBytes = await capturePlainHello();
 

@@ -2,8 +2,9 @@ import { Buffer } from 'node:buffer';
 import fc from 'fast-check';
 import t from 'tap';
 import { MAX_IMAP_COMMAND, MAX_IMAP_LINE, MAX_IMAP_LITERAL, parseImapCommand, type ImapParse } from '../../lib/wire/imap/command.js';
+import { seedFastCheck } from '../helpers/fc-seed.js';
 
-fc.configureGlobal({ seed: Number(process.env['FC_SEED'] ?? 0x7e7e), numRuns: 300 });
+seedFastCheck({ numRuns: 300 });
 
 const b = (s: string): Buffer => Buffer.from(s, 'utf8');
 

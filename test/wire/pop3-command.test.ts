@@ -2,8 +2,9 @@ import { Buffer } from 'node:buffer';
 import fc from 'fast-check';
 import t from 'tap';
 import { MAX_POP3_AUTH_LINE, MAX_POP3_LINE, parsePop3Command, readLine, type LineParse, type Pop3Command } from '../../lib/wire/pop3/command.js';
+import { seedFastCheck } from '../helpers/fc-seed.js';
 
-fc.configureGlobal({ seed: Number(process.env['FC_SEED'] ?? 0x7e7e), numRuns: 300 });
+seedFastCheck({ numRuns: 300 });
 
 const b = (s: string): Buffer => Buffer.from(s, 'utf8');
 const same = (x: LineParse, y: LineParse): boolean => JSON.stringify(x) === JSON.stringify(y);

@@ -10,8 +10,9 @@ import {
   parseProxyHeader,
   type ProxyHeader,
 } from '../../lib/wire/proxy/header.js';
+import { seedFastCheck } from '../helpers/fc-seed.js';
 
-fc.configureGlobal({ seed: Number(process.env['FC_SEED'] ?? 0x7e7e), numRuns: 300 });
+seedFastCheck({ numRuns: 300 });
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');

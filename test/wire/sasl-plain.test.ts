@@ -2,8 +2,9 @@ import { Buffer } from 'node:buffer';
 import fc from 'fast-check';
 import t from 'tap';
 import { MAX_PLAIN_BASE64, parsePlain } from '../../lib/wire/sasl/plain.js';
+import { seedFastCheck } from '../helpers/fc-seed.js';
 
-fc.configureGlobal({ seed: Number(process.env['FC_SEED'] ?? 0x7e7e), numRuns: 300 });
+seedFastCheck({ numRuns: 300 });
 
 /** base64 of a PLAIN message built from its raw text (NULs included). */
 const b64 = (raw: string): string => Buffer.from(raw, 'utf8').toString('base64');

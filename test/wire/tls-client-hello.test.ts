@@ -18,8 +18,9 @@ import {
 } from '../../fixtures/client-hellos.js';
 import type { Parse } from '../../lib/wire/parse.js';
 import { MAX_CLIENT_HELLO_BYTES, parseClientHello, parseClientHelloBody, type ClientHello } from '../../lib/wire/tls/client-hello.js';
+import { seedFastCheck } from '../helpers/fc-seed.js';
 
-fc.configureGlobal({ seed: Number(process.env['FC_SEED'] ?? 0x7e7e), numRuns: 200 });
+seedFastCheck({ numRuns: 200 });
 
 const TLS13 = 0x0304;
 const TLS12 = 0x0303;

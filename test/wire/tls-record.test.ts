@@ -11,8 +11,9 @@ import {
   reframeHandshake,
 } from '../../fixtures/client-hellos.js';
 import { HANDSHAKE_WALK_START, scanHandshake, walkHandshake, walkRecords, type HandshakeMessage, type HandshakeScan, type HandshakeWalk } from '../../lib/wire/tls/record.js';
+import { seedFastCheck } from '../helpers/fc-seed.js';
 
-fc.configureGlobal({ seed: Number(process.env['FC_SEED'] ?? 0x7e7e), numRuns: 200 });
+seedFastCheck({ numRuns: 200 });
 
 const MAX = 64 * 1024;
 const hex = (h: string): Buffer => Buffer.from(h.replace(/\s/g, ''), 'hex');

@@ -14,8 +14,9 @@ import {
 import type { Parse } from '../../lib/wire/parse.js';
 import { parseClientHello } from '../../lib/wire/tls/client-hello.js';
 import { MAX_SERVER_FLIGHT_BYTES, TLS13, parseServerFlight, parseServerHelloBody, type ServerFlight } from '../../lib/wire/tls/server-hello.js';
+import { seedFastCheck } from '../helpers/fc-seed.js';
 
-fc.configureGlobal({ seed: Number(process.env['FC_SEED'] ?? 0x7e7e), numRuns: 200 });
+seedFastCheck({ numRuns: 200 });
 
 const TLS12 = 0x0303;
 const hex = (h: string): Buffer => Buffer.from(h.replace(/\s/g, ''), 'hex');

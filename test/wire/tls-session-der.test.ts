@@ -6,8 +6,9 @@ import fc from 'fast-check';
 import t from 'tap';
 import { generatePki } from '../../fixtures/pki.js';
 import { ticketFromSession } from '../../lib/wire/tls/session-der.js';
+import { seedFastCheck } from '../helpers/fc-seed.js';
 
-fc.configureGlobal({ seed: Number(process.env['FC_SEED'] ?? 0x7e7e), numRuns: 500 });
+seedFastCheck({ numRuns: 500 });
 
 /** Node's ticketKeys: key_name(16) HMAC secret(16) AES key(16); OpenSSL puts key_name first in every ticket. */
 const TICKET_KEYS = randomBytes(48);

@@ -4,8 +4,9 @@ import t from 'tap';
 import { capturePlainHello } from '../../fixtures/client-hellos.js';
 import type { Parse } from '../../lib/wire/parse.js';
 import { MAX_STREAM_OPEN_BYTES, parseStreamOpen, type StreamOpen } from '../../lib/wire/xmpp/stream-open.js';
+import { seedFastCheck } from '../helpers/fc-seed.js';
 
-fc.configureGlobal({ seed: Number(process.env['FC_SEED'] ?? 0x7e7e), numRuns: 300 });
+seedFastCheck({ numRuns: 300 });
 
 const hello = await capturePlainHello();
 const STREAMS_NS = "xmlns:stream='http://etherx.jabber.org/streams'";

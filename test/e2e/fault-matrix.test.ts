@@ -70,6 +70,8 @@ interface Expect {
   readonly cause: string;
   readonly stage: string;
   readonly code?: string | readonly string[];
+  /** Another outcome that is as right (where the kernel decides which one tether sees). */
+  readonly or?: Expect;
 }
 
 interface Cell {
@@ -439,7 +441,16 @@ function peekCells(): Cell[] {
       'client',
       f,
       'tls',
-      f === 'silence' ? { cause: 'client-timeout', stage: 'pipe', code: 'idle' } : f === 'fin' ? { cause: 'normal', stage: 'pipe' } : { cause: 'client', stage: 'peek' },
+      // Half a hello, then silence: a slow peek, cut at --peek-timeout (never handed to a
+      // backend). A FIN ends the prelude: it goes to the backend as it is, like any prelude the
+      // client finished. An RST right behind the bytes may reach tether as the bytes and an EOF
+      // (Linux hands out the queued bytes before the error; once epoll has reported the error,
+      // the next read says EOF), so either outcome is right.
+      f === 'silence'
+        ? { cause: 'client-timeout', stage: 'peek', code: 'peek-timeout' }
+        : f === 'fin'
+          ? { cause: 'normal', stage: 'pipe' }
+          : { cause: 'client', stage: 'peek', or: { cause: 'normal', stage: 'pipe' } },
       async (port) => {
         const c = await wireClient(port);
         c.send(HALF_HELLO);
@@ -708,8 +719,9 @@ t.test('fault matrix', { timeout: 230_000 }, async (t) => {
         t.test(cell.name, (t) => {
           const term = (cell.termination ?? {}) as { cause?: unknown; stage?: unknown; code?: unknown };
           t.equal(cell.noClose, undefined, 'one conn.close line for the connection');
+          const is = (e: Expect | undefined): boolean => e !== undefined && term.cause === e.cause && term.stage === e.stage && matches(e.code, term.code);
           t.ok(
-            term.cause === cell.expect.cause && term.stage === cell.expect.stage && matches(cell.expect.code, term.code),
+            is(cell.expect) || is(cell.expect.or),
             `termination ${JSON.stringify(cell.termination)} is ${JSON.stringify(cell.expect)}`,
           );
           t.same(cell.checks, [], 'what the client saw');

@@ -416,11 +416,24 @@ t.test('bytes that are not HTTP, on an HTTP chain, are proxied unchanged', async
   t.equal(out.length, binary.length + 2, 'every byte came back');
   t.equal(sha256(out.subarray(2)), sha256(binary), 'byte-exact');
 
-  // An HTTP head the client stops sending: placed at the peek deadline, then the rest of it.
+  // An HTTP head the client stops sending is a slow peek: cut at the deadline, never handed to
+  // a backend (a slowloris would hold a backend connection for a byte a second).
   const partial = Buffer.from('GET /slow HTTP/1.1\r\nHost: slow.example', 'latin1');
-  const rest = Buffer.concat([Buffer.from('\r\nCookie: SESSION=late\r\n\r\n', 'latin1'), randomBytes(4096)]);
-  const slow = await halfCloseExchange(port, partial, rest);
-  t.equal(sha256(slow.subarray(2)), sha256(Buffer.concat([partial, rest])), 'prelude, then the rest, in order and byte-exact');
+  const cut = await new Promise<{ got: number; closed: boolean }>((resolve) => {
+    const s = net.connect(port, '127.0.0.1', () => s.write(partial));
+    let got = 0;
+    s.on('data', (d: Buffer) => (got += d.length));
+    s.on('error', () => undefined);
+    const timer = setTimeout(() => {
+      s.destroy();
+      resolve({ got, closed: false });
+    }, 10_000);
+    s.on('close', () => {
+      clearTimeout(timer);
+      resolve({ got, closed: true });
+    });
+  });
+  t.same(cut, { got: 0, closed: true }, 'an unfinished HTTP head is cut at the peek deadline, no backend greeted it');
 
   const ssh = Buffer.from('SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n', 'latin1');
   const sshOut = await halfCloseExchange(port, ssh);
@@ -430,7 +443,10 @@ t.test('bytes that are not HTTP, on an HTTP chain, are proxied unchanged', async
   t.match(silent, /^[abc]$/, 'a silent client is placed after the peek deadline');
 
   const lines = await closes(rt, 4);
-  t.same(lines.map((l) => l['protocol']), ['unknown', 'unknown', 'ssh', 'unknown']);
+  t.same(lines.map((l) => l['protocol']), ['unknown', 'http', 'ssh', 'unknown']);
   t.same(lines.map((l) => l['peek']), ['verdict', 'timeout', 'verdict', 'timeout']);
-  t.ok(lines.every((l) => keyKind(l) === 'source' && (l['termination'] as { cause: string }).cause === 'normal'), 'fell back to source; ended normally');
+  t.same(lines[1]?.['termination'], { cause: 'client-timeout', stage: 'peek', code: 'peek-timeout' }, 'the slow head: cut at the peek');
+  t.equal(lines[1]?.['backend'], null);
+  const placed = lines.filter((_, i) => i !== 1);
+  t.ok(placed.every((l) => keyKind(l) === 'source' && (l['termination'] as { cause: string }).cause === 'normal'), 'the others fell back to source; ended normally');
 });

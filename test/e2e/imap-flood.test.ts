@@ -85,7 +85,7 @@ t.test('a backend flooding untagged lines after LOGIN', async (t) => {
     await w.waitFor(/^\* OK.*\r\n/m);
     w.send(`a${String(i)} LOGIN user${String(i)} secret\r\n`);
     const bye = await w.waitFor(/\r\n/, 12_000);
-    t.match(bye, /^\* BYE Backend unavailable/, `client ${String(i)} gets a clean BYE`);
+    t.match(bye, /^\* BYE \[UNAVAILABLE\] Backend unavailable/, `client ${String(i)} gets a clean BYE`);
     await within(w.closed, 10_000, 'tether closes the client');
     const closes = await waitForCount(rt, (l) => l.event === 'conn.close', i, 10_000);
     t.match(closes[i - 1], { termination: { cause: 'backend', stage: 'connect', code: 'backend-flood' } }, 'termination backend-flood');

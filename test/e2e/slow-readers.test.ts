@@ -62,7 +62,7 @@ function matches(id: number, pos: number, data: Buffer): boolean {
 
 const onLinux = process.platform === 'linux';
 
-t.test(`${String(CLIENTS)} clients stop reading an ${String(DOWNLOAD / MiB)} MiB download: tether does not buffer it`, { timeout: 110_000, skip: onLinux ? false : 'reads /proc/<pid>/status' }, async (t) => {
+t.test(`${String(CLIENTS)} clients stop reading an ${String(DOWNLOAD / MiB)} MiB download: tether does not buffer it`, { timeout: 300_000, skip: onLinux ? false : 'reads /proc/<pid>/status' }, async (t) => {
   const limit = openFilesLimit();
   t.ok(limit >= 3 * CLIENTS + 100, `ulimit -n is ${String(limit)}: enough for ${String(CLIENTS)} clients and their backends in this process`);
 

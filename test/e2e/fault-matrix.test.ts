@@ -14,9 +14,8 @@
 //
 // Cells that wait for a timeout (silence) run together first; the others one at a time.
 import t from 'tap';
-import { appendFileSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
-import { generatePki } from '../../fixtures/pki.js';
+import { appendFileSync } from 'node:fs';
+import { pkiFiles } from '../helpers/e2e-tools.js';
 import { runTether, type LogLine, type RunningTether } from '../helpers/run-tether.js';
 import {
   LOGIN_FAULT_USERS,
@@ -33,16 +32,11 @@ import {
   type WireClient,
 } from '../helpers/fault-backend.js';
 
-const pki = await generatePki();
-const dir = t.testdir();
-const file = (name: string, text: string): string => {
-  const f = path.join(dir, name);
-  writeFileSync(f, text);
-  return f;
-};
-const CA = file('ca.pem', pki.ca);
-const CERT = file('cert.pem', pki.cert);
-const KEY = file('key.pem', pki.key);
+const files = await pkiFiles(t.testdir());
+const { pki, file } = files;
+const CA = files.ca;
+const CERT = files.cert;
+const KEY = files.key;
 /** Half a real ClientHello: a handshake that never completes. */
 const HALF_HELLO = (await captureClientHello('localhost')).subarray(0, 60);
 

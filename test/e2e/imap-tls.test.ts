@@ -4,12 +4,10 @@
 // with their name and record whether each login arrived over TLS.
 import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import net from 'node:net';
-import path from 'node:path';
 import tls from 'node:tls';
 import forge from 'node-forge';
-import { generatePki } from '../../fixtures/pki.js';
+import { pkiFiles } from '../helpers/e2e-tools.js';
 import { runTether, type LogLine, type RunningTether } from '../helpers/run-tether.js';
 import {
   HOLD_BOUND_MS,
@@ -28,16 +26,11 @@ import {
 const NAMES = ['a', 'b', 'c'] as const;
 const hashed = (key: string): string => loginWinner(key, NAMES);
 
-const pki = await generatePki();
-const dir = t.testdir();
-const file = (name: string, text: string): string => {
-  const f = path.join(dir, name);
-  writeFileSync(f, text);
-  return f;
-};
-const CA = file('ca.pem', pki.ca);
-const CERT = file('cert.pem', pki.cert);
-const KEY = file('key.pem', pki.key);
+const files = await pkiFiles(t.testdir());
+const { pki, file } = files;
+const CA = files.ca;
+const CERT = files.cert;
+const KEY = files.key;
 const CLIENT_TLS = ['--tls-cert', CERT, '--tls-key', KEY];
 
 /** A self-signed CA that signed none of the test certificates. */

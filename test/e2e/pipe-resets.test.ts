@@ -4,23 +4,16 @@
 // After each reset tether is still running, serves a fresh client, and the conn.close line
 // names the side that reset. The backend's XRESET closes its TCP socket with an RST.
 import t, { type Test } from 'tap';
-import { writeFileSync } from 'node:fs';
 import net from 'node:net';
-import path from 'node:path';
 import tls from 'node:tls';
-import { generatePki } from '../../fixtures/pki.js';
+import { pkiFiles } from '../helpers/e2e-tools.js';
 import { runTether, type LogLine, type RunningTether } from '../helpers/run-tether.js';
 import { startImapBackend, type ImapBackendTls } from '../helpers/imap-backend.js';
 
-const pki = await generatePki();
-const dir = t.testdir();
-const file = (name: string, text: string): string => {
-  const f = path.join(dir, name);
-  writeFileSync(f, text);
-  return f;
-};
-const CA = file('ca.pem', pki.ca);
-const CLIENT_TLS = ['--tls', 'implicit', '--tls-cert', file('cert.pem', pki.cert), '--tls-key', file('key.pem', pki.key)];
+const files = await pkiFiles(t.testdir());
+const { pki } = files;
+const CA = files.ca;
+const CLIENT_TLS = ['--tls', 'implicit', '--tls-cert', files.cert, '--tls-key', files.key];
 const BACKEND_TLS = ['--backend-tls', 'tls', '--backend-ca', CA];
 
 /** A line client over plain TCP or TLS; `tcp` is the TCP socket (to reset it). */

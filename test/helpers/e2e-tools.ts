@@ -2,6 +2,9 @@
 // run-tether.ts and named-backend.ts: stderr problem lines, log-line counting, a client that
 // stays open, a client that watches how it is closed, and a loopback black hole.
 import net from 'node:net';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { generatePki, type Pki } from '../../fixtures/pki.js';
 import { spawn } from 'node:child_process';
 import type { Test } from 'tap';
 import { runTether, type LogLine, type RunningTether } from './run-tether.js';
@@ -223,4 +226,15 @@ export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, guard]).finally(() => {
     clearTimeout(timer);
   });
+}
+
+/** A fresh test PKI written to `dir` (a tap testdir) as ca.pem, cert.pem and key.pem, and a writer for more files there. */
+export async function pkiFiles(dir: string): Promise<{ pki: Pki; ca: string; cert: string; key: string; file: (name: string, text: string) => string }> {
+  const pki = await generatePki();
+  const file = (name: string, text: string): string => {
+    const f = path.join(dir, name);
+    writeFileSync(f, text);
+    return f;
+  };
+  return { pki, ca: file('ca.pem', pki.ca), cert: file('cert.pem', pki.cert), key: file('key.pem', pki.key), file };
 }

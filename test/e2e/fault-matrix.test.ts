@@ -428,6 +428,9 @@ function peekCells(): Cell[] {
       f === 'silence' ? { cause: 'client-timeout', stage: 'pipe', code: 'idle' } : f === 'fin' ? { cause: 'normal', stage: 'pipe' } : { cause: 'client', stage: 'peek' },
       async (port) => {
         const c = await wireClient(port);
+        // Accepted and peeking first: a reset before tether reads the address is logged with no
+        // address to find the line by (test/e2e/fd-storm.test.ts covers that case).
+        await sleep(MID_HELLO_MS);
         inject(c, f);
         if (f === 'silence') await silenceClose(c);
         return { client: c };

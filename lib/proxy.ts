@@ -1,6 +1,5 @@
 // Composition root, I/O. Builds the running frontends from a Config and carries each client
 // through the stages: accept → key → place → dial (with failover) → splice → one conn.close line.
-import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import tls from 'node:tls';
 import { UserDirectory, loginKey } from './affinity/directory.js';
@@ -21,6 +20,7 @@ import { encodeProxyV1, encodeProxyV2, parseProxyHeader } from './wire/proxy/hea
 import { formatAddress } from './accept/port-range.js';
 import { chainLookups, chainNeedsPeek, storedValue, tableKey, type Lookup } from './affinity/chain.js';
 import { KeyModule, type KeyModuleInput } from './affinity/key-module.js';
+import { describeFileError, MAX_PEM_BYTES, readFileBounded } from './files/read.js';
 import { MAX_PRELUDE_BYTES } from './config/defaults.js';
 import { peek } from './peek/collect.js';
 import { responseHeadRewriter, tlsLearner, type Pin } from './pipe/learn.js';
@@ -94,9 +94,9 @@ async function mailRuntime(config: FrontendConfig, deps: Deps): Promise<MailRunt
   const m = config.mail;
   const read = async (file: string, what: string): Promise<Buffer> => {
     try {
-      return await readFile(file);
+      return await readFileBounded(file, { maxBytes: MAX_PEM_BYTES });
     } catch (e) {
-      throw new TetherError('TETHER_ERR_CONFIG', `cannot read ${what} ${file}: ${errorCode(e) ?? String(e)}`, { cause: e });
+      throw new TetherError('TETHER_ERR_CONFIG', `cannot read ${what} ${file}: ${describeFileError(e)}`, { cause: e });
     }
   };
   let secureContext: tls.SecureContext | undefined;
@@ -120,13 +120,13 @@ async function mailRuntime(config: FrontendConfig, deps: Deps): Promise<MailRunt
       ttlMs: m.userCacheTtlMs,
       clock: deps.clock,
       onError: (what, err) => {
-        deps.logger.warn({ event: EVENTS.directoryError, frontend: config.name, source: what, err: err instanceof Error ? err.message : 'error' }, 'user directory failed');
+        deps.logger.warn({ event: EVENTS.directoryError, frontend: config.name, source: what, err: what === 'user-map' ? describeFileError(err) : err instanceof Error ? err.message : 'error' }, 'user directory failed');
       },
     });
     try {
       await directory.load();
     } catch (e) {
-      throw new TetherError('TETHER_ERR_CONFIG', `cannot read --user-map ${m.userMap ?? ''}: ${errorCode(e) ?? String(e)}`, { cause: e });
+      throw new TetherError('TETHER_ERR_CONFIG', `cannot read --user-map ${m.userMap ?? ''}: ${describeFileError(e)}`, { cause: e });
     }
   }
   return {

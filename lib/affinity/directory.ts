@@ -2,20 +2,30 @@
 // director/passdb "host" field, in small): a map file of "user backend" lines re-read when it
 // changes, and/or an HTTP service asked GET URL?user=NAME. Answers — a backend, or "not
 // found" (negative caching) — are reused for a TTL. A user found nowhere is placed by hashing.
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import type { Clock } from '../clock.js';
+import { parseOffThread } from '../files/off-thread.js';
+import { readFileBounded } from '../files/read.js';
+import { buildUserTable, UserTable } from './user-table.js';
 
-/** Map-file lines are "user backend" (whitespace-separated); "#" starts a comment. */
+/** Map-file lines are "user backend" (whitespace-separated); "#" starts a comment. The first line for a user wins. */
 export function parseUserMap(text: string): Map<string, string> {
-  const map = new Map<string, string>();
-  for (const raw of text.split('\n')) {
-    const line = raw.replace(/#.*/, '').trim();
-    if (line === '') continue;
-    const [user, backend] = line.split(/\s+/);
-    if (user !== undefined && backend !== undefined && !map.has(user.toLowerCase())) map.set(user.toLowerCase(), backend);
-  }
-  return map;
+  return new Map(new UserTable(buildUserTable(Buffer.from(text)).value).entries());
 }
+
+/**
+ * The largest user map read: 256 MiB is about 8 million "user backend" lines, beyond any one
+ * mail cluster's directory; a bigger file is refused (and the last good map kept) rather than
+ * read into memory.
+ */
+export const MAX_USER_MAP_BYTES = 256 * 1024 * 1024;
+
+/**
+ * How long a lookup waits for a map re-read in progress before it answers from the map it has:
+ * a small map is re-read in a millisecond or two; a big one parses in a worker for seconds, and
+ * LOGINs must not wait on that.
+ */
+const MAP_WAIT_MS = 250;
 
 /** How often the map file's modification time is checked, at most. */
 const MAP_CHECK_MS = 1_000;
@@ -69,38 +79,61 @@ export interface DirectoryOptions {
 }
 
 export class UserDirectory {
-  private map = new Map<string, string>();
-  private mapMtimeMs = -1;
+  private map = UserTable.empty();
+  /** The file's identity when `map` was read: a changed identity is re-read. */
+  private mapStamp = '';
+  /** The identity of a version that could not be read: not retried until the file changes again. */
+  private failedStamp = '';
   private lastCheckMs = -Infinity;
+  private refreshing: Promise<void> | undefined;
   private readonly cache = new Map<string, { backend: string | undefined; expiresMs: number }>();
 
   constructor(private readonly o: DirectoryOptions) {}
+
+  /** Users in the map (for the log). */
+  get mapSize(): number {
+    return this.map.size;
+  }
 
   /** Reads the map file now; rejects when it cannot be read (a start-up error). */
   async load(): Promise<void> {
     if (this.o.mapFile === undefined) return;
     const st = await stat(this.o.mapFile);
-    this.map = parseUserMap(await readFile(this.o.mapFile, 'utf8'));
-    this.mapMtimeMs = st.mtimeMs;
+    this.map = await readUserMap(this.o.mapFile);
+    this.mapStamp = stamp(st);
     this.lastCheckMs = this.o.clock.now();
   }
 
-  private async refreshMap(): Promise<void> {
+  /** Starts a re-read when one is due (at most one at a time) and resolves when it ends. */
+  private refreshMap(): Promise<void> {
     const file = this.o.mapFile;
-    if (file === undefined) return;
+    if (file === undefined) return Promise.resolve();
+    if (this.refreshing) return this.refreshing;
     const now = this.o.clock.now();
-    if (now - this.lastCheckMs < MAP_CHECK_MS) return;
+    if (now - this.lastCheckMs < MAP_CHECK_MS) return Promise.resolve();
     this.lastCheckMs = now;
-    try {
-      const st = await stat(file);
-      if (st.mtimeMs === this.mapMtimeMs) return;
-      this.map = parseUserMap(await readFile(file, 'utf8'));
-      this.mapMtimeMs = st.mtimeMs;
-      this.cache.clear();
-    } catch (e) {
-      // Keep serving from the last good map; the operator sees the error in the log.
-      this.o.onError('user-map', e);
-    }
+    this.refreshing = (async () => {
+      try {
+        const st = await stat(file);
+        const s = stamp(st);
+        if (s === this.mapStamp || s === this.failedStamp) return;
+        try {
+          this.map = await readUserMap(file);
+          this.mapStamp = s;
+          this.failedStamp = '';
+          this.cache.clear();
+        } catch (e) {
+          this.failedStamp = s;
+          throw e;
+        }
+      } catch (e) {
+        // Keep serving from the last good map; the operator sees the error in the log.
+        this.o.onError('user-map', e);
+      } finally {
+        this.refreshing = undefined;
+      }
+    })();
+    return this.refreshing;
   }
 
   private async ask(user: string): Promise<{ backend: string | undefined } | undefined> {
@@ -129,7 +162,7 @@ export class UserDirectory {
 
   /** The backend named for `user` (lower-cased key), or undefined when none is known. */
   async lookup(user: string): Promise<string | undefined> {
-    await this.refreshMap();
+    await waitAtMost(this.refreshMap(), MAP_WAIT_MS);
     const key = user.toLowerCase();
     const fromMap = this.map.get(key);
     if (fromMap !== undefined) return fromMap;
@@ -157,4 +190,22 @@ export function loginKey(user: string, domain: 'keep' | 'strip'): string {
   if (domain === 'keep') return u;
   const at = u.lastIndexOf('@');
   return at > 0 ? u.slice(0, at) : u;
+}
+
+/** A file's identity for change detection: inode, size and modification time. */
+function stamp(st: { ino: number; size: number; mtimeMs: number }): string {
+  return `${String(st.ino)}:${String(st.size)}:${String(st.mtimeMs)}`;
+}
+
+/** Reads and parses a map file: bounded read, then a worker parse when it is big. */
+async function readUserMap(file: string): Promise<UserTable> {
+  const bytes = await readFileBounded(file, { maxBytes: MAX_USER_MAP_BYTES });
+  return new UserTable(await parseOffThread(buildUserTable, bytes, undefined));
+}
+
+/** Resolves when `p` does or after `ms`, whichever is first (`p` must not reject). */
+async function waitAtMost(p: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
 }

@@ -6,6 +6,7 @@ import { Worker } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 import path from 'node:path';
 import { TetherError } from '../errors.js';
+import { checkFile, describeFileError } from '../files/read.js';
 
 /** What a key module sees: the client address and what peeking found (no payload beyond it). */
 export interface KeyModuleInput {
@@ -142,8 +143,28 @@ function quiet(worker: Worker): void {
   worker.on('error', () => undefined);
 }
 
-/** Starts a worker for `url` and resolves once it has imported the module; rejects with TETHER_ERR_CONFIG. */
-function startWorker(file: string, url: string, loadTimeoutMs: number): Promise<Worker> {
+/**
+ * The largest key module file: a site rule is tens of lines; 4 MiB admits a bundled module and
+ * refuses a wrong file (a log, an archive) before the worker parses it.
+ */
+const MAX_KEY_MODULE_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Starts a worker for `file` (a regular file within MAX_KEY_MODULE_BYTES: a FIFO would block the
+ * worker's import until the load timeout) and resolves once it has imported the module; rejects
+ * with TETHER_ERR_CONFIG.
+ */
+async function startWorker(file: string, url: string, loadTimeoutMs: number): Promise<Worker> {
+  try {
+    await checkFile(file, { maxBytes: MAX_KEY_MODULE_BYTES, timeoutMs: loadTimeoutMs });
+  } catch (e) {
+    throw new TetherError('TETHER_ERR_CONFIG', `cannot load key module ${file}: ${describeFileError(e)}`, { cause: e });
+  }
+  return spawnWorker(file, url, loadTimeoutMs);
+}
+
+/** Starts a worker that imports `url`; resolves once it has, rejects with TETHER_ERR_CONFIG. */
+function spawnWorker(file: string, url: string, loadTimeoutMs: number): Promise<Worker> {
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,
     workerData: { url, callTimeoutMs: KEY_CALL_TIMEOUT_MS, maxKeyChars: MAX_KEY_CHARS, maxProblemChars: MAX_PROBLEM_CHARS },

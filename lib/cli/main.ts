@@ -8,10 +8,9 @@ import { frontendWithDefaults, type FrontendDraft } from '../config/document.js'
 import { GRACE_MS, STATE_INTERVAL_MS } from '../config/defaults.js';
 import type { Config } from '../config/types.js';
 import { deepFreeze, validateConfig } from '../config/validate.js';
-import { TetherError, errorCode, type ConfigIssue, type TetherErrorCode } from '../errors.js';
+import { TetherError, type ConfigIssue, type TetherErrorCode } from '../errors.js';
 import { EVENTS, createLogger, flushLog, flushSoon, logFatalSync, type Logger, type LogLevel } from '../log.js';
 import { startTether, type ReloadReport, type Tether } from '../proxy.js';
-import { readFile } from 'node:fs/promises';
 import { startAdmin, type AdminServer } from '../admin/server.js';
 import { createMetrics, type ReloadCounts } from '../admin/metrics.js';
 import { adoptInherited } from '../systemd/activation.js';
@@ -21,6 +20,7 @@ import { buildUnit, runFlagsFrom, type UnitOptions } from './systemd-unit.js';
 import { runDemo } from '../demo/demo.js';
 import { checkStateFile, readStateFile, startStateSaver, type StateSaver, type TableRef } from '../state/state-file.js';
 import { loadConfigFile } from './config-file.js';
+import { describeFileError, readFileBounded } from '../files/read.js';
 import {
   FLAG_TABLE,
   parseAffinityChain,
@@ -317,13 +317,16 @@ async function resolveConfig(o: RunOptions): Promise<Config> {
   return deepFreeze(config);
 }
 
+/** The largest admin token file read: a token is tens of bytes. */
+const MAX_TOKEN_BYTES = 4096;
+
 /** Reads the admin bearer token (surrounding whitespace dropped). Rejects with TETHER_ERR_CONFIG. */
 async function readToken(file: string): Promise<string> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = (await readFileBounded(file, { maxBytes: MAX_TOKEN_BYTES })).toString('utf8');
   } catch (e) {
-    throw new TetherError('TETHER_ERR_CONFIG', `cannot read --admin-token-file ${file}: ${errorCode(e) ?? String(e)}`, { cause: e });
+    throw new TetherError('TETHER_ERR_CONFIG', `cannot read --admin-token-file ${file}: ${describeFileError(e)}`, { cause: e });
   }
   const token = text.trim();
   if (token === '' || /\s/.test(token)) throw new TetherError('TETHER_ERR_CONFIG', `--admin-token-file ${file}: expected one token with no spaces`);

@@ -3,10 +3,11 @@
 // keys hold user names and cookie values. Key values are never logged. The format and the
 // choice of entries are in table-state.ts.
 import { constants } from 'node:fs';
-import { access, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { access, open, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Clock } from '../clock.js';
 import { TetherError, errorCode } from '../errors.js';
+import { describeFileError, readFileBounded } from '../files/read.js';
 import { EVENTS, flushSoon, type Logger } from '../log.js';
 import type { AffinityTable } from '../place/affinity-table.js';
 import { encodeState, entriesToRestore, parseState, type SavedEntry, type SavedState } from './table-state.js';
@@ -81,19 +82,26 @@ export class StateLoader {
 }
 
 /**
+ * The largest state file read: V8's longest string is about 512 M characters, and 256 MiB is
+ * some two million entries — far above any table's size bound. It is read once, before the
+ * listeners accept, so its parse stalls no traffic.
+ */
+export const MAX_STATE_BYTES = 256 * 1024 * 1024;
+
+/**
  * Reads `file` for StateLoader. A missing file is a first start (logged at info); an unreadable
  * or corrupt one is logged as a warning and tether starts with empty tables. Never rejects.
  */
 export async function readStateFile(file: string, logger: Logger, clock: Clock): Promise<StateLoader> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = (await readFileBounded(file, { maxBytes: MAX_STATE_BYTES })).toString('utf8');
   } catch (e) {
     const code = errorCode(e);
     if (code === 'ENOENT') {
       logger.info({ event: EVENTS.stateLoaded, file, entries: 0, dropped: 0, missing: true }, 'no state file yet; affinity tables start empty');
     } else {
-      logger.warn({ event: EVENTS.stateError, file, op: 'load', reason: code ?? (e instanceof Error ? e.message : 'error') }, 'state file unreadable; affinity tables start empty');
+      logger.warn({ event: EVENTS.stateError, file, op: 'load', reason: describeFileError(e) }, 'state file unreadable; affinity tables start empty');
     }
     flushSoon(logger);
     return new StateLoader(file, undefined, clock);

@@ -1,5 +1,6 @@
 // The state file's I/O on a real file system (a tap testdir): start checks, atomic 0600 writes,
 // reading missing/corrupt/valid files, and the saver's periodic and final saves.
+import { execFileSync } from 'node:child_process';
 import { chmod, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import t, { type Test } from 'tap';
@@ -95,7 +96,9 @@ t.test('a missing file is a first start: logged at info, tables empty', async (t
 
 t.test('a corrupt, wrong-version or unreadable file is a warning, and tables start empty', async (t) => {
   const dir = t.testdir({ corrupt: '{"version":1,', v2: '{"version":2,"savedAt":0,"frontends":{}}', folder: {} });
-  const cases: [string, string][] = [['corrupt', 'not JSON'], ['v2', 'unsupported version 2'], ['folder', 'is a directory, not a regular file']];
+  // A FIFO (one that appeared after the start's check) is refused, not waited on for a writer.
+  execFileSync('mkfifo', [path.join(dir, 'fifo')]);
+  const cases: [string, string][] = [['corrupt', 'not JSON'], ['v2', 'unsupported version 2'], ['folder', 'is a directory, not a regular file'], ['fifo', 'is a FIFO, not a regular file']];
   for (const [name, reason] of cases) {
     const { logger, lines } = memoryLogger();
     const loader = await readStateFile(path.join(dir, name), logger, new ManualClock(0));

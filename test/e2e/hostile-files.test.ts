@@ -119,7 +119,10 @@ t.test('--config replaced by a FIFO, /dev/zero or a 5 MiB file: SIGHUP is refuse
 
   let n = 0;
   const swaps: { name: string; put: () => void; error: RegExp }[] = [
-    { name: 'a FIFO', put: () => renameSync(mkfifo(path.join(dir, 'fifo')), config), error: /: is a FIFO, not a regular file$/ },
+    { name: 'a FIFO', put: () => {
+        renameSync(mkfifo(path.join(dir, 'fifo')), config);
+      },
+      error: /: is a FIFO, not a regular file$/ },
     {
       name: 'a symlink to /dev/zero',
       put: () => {
@@ -146,7 +149,7 @@ t.test('--config replaced by a FIFO, /dev/zero or a 5 MiB file: SIGHUP is refuse
   // Over OFF_THREAD_BYTES (256 KiB): parsed in a worker, and applied like any other.
   writeFileSync(path.join(dir, 'padded'), yaml(b!, 600 * 1024 / 80));
   renameSync(path.join(dir, 'padded'), config);
-  t.match(await hangup(rt, ++n), { event: 'reload.done' }, 'a 600 KiB config reloads');
+  t.match(await hangup(rt, n + 1), { event: 'reload.done' }, 'a 600 KiB config reloads');
   t.equal(await whoAnswers(port), 'b', 'and its backend serves');
 });
 

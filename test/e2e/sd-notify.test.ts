@@ -10,12 +10,15 @@ import t from 'tap';
 import { runTether, type LogLine } from '../helpers/run-tether.js';
 import { startBackend, whoAnswers } from '../helpers/named-backend.js';
 import { hasCommand, startNotifyReceiver } from '../helpers/systemd.js';
+import { needTool } from '../helpers/tools.js';
 
-const skip = !hasCommand('python3')
-  ? 'python3 is not installed: the stand-in notify socket is a python3 script'
-  : !hasCommand('systemd-notify')
-    ? 'systemd-notify is not installed: tether sends notifications through it'
-    : false;
+const skip = needTool(
+  !hasCommand('python3')
+    ? 'python3 is not installed: the stand-in notify socket is a python3 script'
+    : !hasCommand('systemd-notify')
+      ? 'systemd-notify is not installed: tether sends notifications through it'
+      : false,
+);
 
 const isNotifyError = (l: LogLine): boolean => l.event === 'notify.error';
 

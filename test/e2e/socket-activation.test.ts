@@ -11,8 +11,9 @@ import { runTether, type LogLine, type RunningTether } from '../helpers/run-teth
 import { startBackend, whoAnswers } from '../helpers/named-backend.js';
 import { waitForCount } from '../helpers/e2e-tools.js';
 import { activationLauncher, hasCommand, type PassedSocket } from '../helpers/systemd.js';
+import { needTool } from '../helpers/tools.js';
 
-const skip = hasCommand('python3') ? false : 'python3 is not installed: the socket-activation launcher is a python3 script';
+const skip = needTool(hasCommand('python3') ? false : 'python3 is not installed: the socket-activation launcher is a python3 script');
 
 const isReady = (l: LogLine): boolean => l.event === 'listen.ready';
 const isIgnored = (l: LogLine): boolean => l.event === 'activation.ignored';

@@ -12,6 +12,7 @@ import t from 'tap';
 import { BIN, runTetherToExit } from '../helpers/run-tether.js';
 import { errorLines } from '../helpers/e2e-tools.js';
 import { hasCommand } from '../helpers/systemd.js';
+import { needTool } from '../helpers/tools.js';
 
 const SYSTEMD = '/lib/systemd/systemd';
 
@@ -119,7 +120,7 @@ t.test('systemd accepts the units and reads ExecStart back exactly', async (t) =
   writeFileSync(path.join(dir, `${name}.service`), service.stdout, { mode: 0o644 });
   writeFileSync(path.join(dir, `${name}.socket`), socket.stdout, { mode: 0o644 });
 
-  await t.test('systemd-analyze verify', { skip: hasCommand('systemd-analyze') ? false : 'systemd-analyze is not installed: the units were checked by the unit tests only' }, (t) => {
+  await t.test('systemd-analyze verify', { skip: needTool(hasCommand('systemd-analyze') ? false : 'systemd-analyze is not installed: the units were checked by the unit tests only') }, (t) => {
     const v = spawnSync('systemd-analyze', ['verify', path.join(dir, `${name}.service`), path.join(dir, `${name}.socket`)], { encoding: 'utf8', timeout: 60_000 });
     t.equal(v.status, 0, 'verify passes');
     t.equal(v.stderr, '', 'without a single warning');
@@ -128,11 +129,13 @@ t.test('systemd accepts the units and reads ExecStart back exactly', async (t) =
 
   // systemd refuses --test as root; it runs as nobody, who must be able to read the units.
   const asRoot = process.getuid?.() === 0;
-  const oracle = !hasCommand(SYSTEMD, ['--version'])
-    ? `${SYSTEMD} is not installed`
-    : asRoot && !hasCommand('setpriv', ['--version'])
-      ? 'running as root without setpriv to drop to nobody for `systemd --test`'
-      : false;
+  const oracle = needTool(
+    !hasCommand(SYSTEMD, ['--version'])
+      ? `${SYSTEMD} is not installed`
+      : asRoot && !hasCommand('setpriv', ['--version'])
+        ? 'running as root without setpriv to drop to nobody for `systemd --test`'
+        : false,
+  );
   await t.test('systemd --test reads ExecStart back as the argv tether meant', { skip: oracle }, (t) => {
     const cmd = [SYSTEMD, '--test', '--system', `--unit=${name}.service`, '--no-pager'];
     const argv = asRoot ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', ...cmd] : cmd;

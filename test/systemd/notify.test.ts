@@ -7,6 +7,7 @@ import { monotonicMicros } from '../../lib/clock.js';
 import { createLogger } from '../../lib/log.js';
 import { createNotifier, notifyReload, readyFields, reloadingFields, statusField, watchdogIntervalMs } from '../../lib/systemd/notify.js';
 import { hasCommand, startNotifyReceiver } from '../helpers/systemd.js';
+import { needTool } from '../helpers/tools.js';
 
 t.test('field builders', (t) => {
   t.same(readyFields(42), ['READY=1', 'MAINPID=42']);
@@ -52,7 +53,7 @@ t.test('without NOTIFY_SOCKET every call is a no-op', async (t) => {
   t.same(lines, [], 'nothing logged, nothing spawned');
 });
 
-const skip = !hasCommand('python3') ? 'python3 is not installed' : !hasCommand('systemd-notify') ? 'systemd-notify is not installed' : false;
+const skip = needTool(!hasCommand('python3') ? 'python3 is not installed' : !hasCommand('systemd-notify') ? 'systemd-notify is not installed' : false);
 
 t.test('messages arrive in order; RELOADING=1 carries the monotonic time', { skip }, async (t) => {
   const recv = await startNotifyReceiver();

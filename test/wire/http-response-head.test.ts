@@ -51,6 +51,8 @@ const HEADS: readonly (readonly [string, string, Want])[] = [
   ['CRLF header lines ended by a bare LF', 'HTTP/1.1 200 OK\r\nSet-Cookie: s=2\r\n\n', { status: 200, statusLineEnd: 17, cookies: { s: '2' } }],
   ['bare LF header lines ended by a CRLF', 'HTTP/1.1 200 OK\nSet-Cookie: s=3\n\r\n', { status: 200, statusLineEnd: 16, cookies: { s: '3' } }],
   ['a bare LF status line then a CRLF empty line', 'HTTP/1.1 200 OK\n\r\n', { status: 200, statusLineEnd: 16, cookies: {} }],
+  ['the lowest and highest defined statuses', 'HTTP/1.1 599 x\r\n\r\n', { status: 599, statusLineEnd: 16 }],
+  ['an obs-fold line continues a field', 'HTTP/1.1 200 OK\r\nX-Long: a\r\n  b\r\n\tc\r\nSet-Cookie: f=1\r\n\r\n', { status: 200, statusLineEnd: 17, cookies: { f: '1' } }],
 ];
 
 const NOT_MINE: readonly (readonly [string, Buffer])[] = [
@@ -65,6 +67,14 @@ const NOT_MINE: readonly (readonly [string, Buffer])[] = [
   ['lower-case http', Buffer.from('http/1.1 200 OK\r\n\r\n')],
   ['a lone H then junk', Buffer.from('Hx')],
   ['a status line over the cap', Buffer.from(`HTTP/1.1 200 ${'x'.repeat(MAX_REQUEST_HEAD_BYTES)}`)],
+  // fixtures/fuzz-failures/http-response-head-status-000.bin: nothing is learned from a status
+  // RFC 9110 §15 does not define, nor from a head with a line that is not a field line.
+  ['status 000 (the fuzzer\'s find)', Buffer.from('HTTP/1.0 000 Continue\r\n1\r\nContent-Length: 0\r\n\r\n')],
+  ['status 099', Buffer.from('HTTP/1.1 099 x\r\n\r\n')],
+  ['status 600', Buffer.from('HTTP/1.1 600 x\r\n\r\n')],
+  ['a header line without a colon', Buffer.from('HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nnocolon\r\n\r\n')],
+  ['white space before the colon (RFC 9112 §5.1)', Buffer.from('HTTP/1.1 200 OK\r\nSet-Cookie : a=1\r\n\r\n')],
+  ['a header line starting with a colon', Buffer.from('HTTP/1.1 200 OK\r\n: a=1\r\n\r\n')],
   ['a head over the cap', Buffer.from(`HTTP/1.1 200 OK\r\n${'X-Pad: 0123456789abcdef\r\n'.repeat(1_000)}`)],
 ];
 

@@ -2,7 +2,11 @@
 // can be inserted before it ends). Pure.
 //
 //   status-line = HTTP-version SP status-code SP [ reason-phrase ] CRLF   (RFC 9112 §4)
+//   status-code = 3DIGIT, defined 100–599                                 (RFC 9110 §15)
+//   field-line  = field-name ":" OWS field-value OWS; field-name = token  (RFC 9112 §5)
 //   Set-Cookie: name=value *( ";" attribute )                             (RFC 6265 §4.1)
+// A head that breaks these (status 000, a line without a colon) is not learned from: the
+// bytes still pass through unchanged, but nothing is read out of them or inserted into them.
 import type { Buffer } from 'node:buffer';
 import { NEED_MORE, match, notMine, type Parse } from '../parse.js';
 import { MAX_REQUEST_HEAD_BYTES } from './request-head.js';
@@ -17,6 +21,9 @@ export interface ResponseHead {
   readonly setCookies: ReadonlyMap<string, string>;
 }
 
+/** A field line's start: a token (RFC 9110 §5.6.2), then the colon, no whitespace between. */
+const FIELD_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+:/;
+
 /**
  * Parses the response head at the start of `bytes`. need-more until the empty line; not-mine
  * when the bytes are not an HTTP/1.x response or the head exceeds `maxBytes`.
@@ -26,7 +33,7 @@ export function parseResponseHead(bytes: Buffer, maxBytes = MAX_REQUEST_HEAD_BYT
   if (!'HTTP/1.'.startsWith(text.slice(0, 7)) && !text.startsWith('HTTP/1.')) return notMine('not an HTTP/1.x response');
   const lineEnd = text.indexOf('\n');
   if (lineEnd < 0) return bytes.length >= maxBytes ? notMine('status line too long') : NEED_MORE;
-  const m = /^HTTP\/1\.[01] (\d{3})(?: [^\r\n]*)?\r?$/.exec(text.slice(0, lineEnd));
+  const m = /^HTTP\/1\.[01] ([1-5]\d\d)(?: [^\r\n]*)?\r?$/.exec(text.slice(0, lineEnd));
   if (!m?.[1]) return notMine('malformed status line');
   // The empty line is LF, optional CR, LF (as in request-head.ts): a bare LF ends a line and a
   // CR before it is dropped (RFC 9112 §2.2), so LF-terminated lines followed by CRLF end the head.
@@ -37,8 +44,11 @@ export function parseResponseHead(bytes: Buffer, maxBytes = MAX_REQUEST_HEAD_BYT
   const setCookies = new Map<string, string>();
   for (const raw of text.slice(lineEnd + 1, end).split('\n')) {
     const line = raw.replace(/\r$/, '');
+    // obs-fold (a line that starts with SP or HTAB) continues the previous field's value.
+    if (line === '' || line.startsWith(' ') || line.startsWith('\t')) continue; // '' : a head with no field lines
+    if (!FIELD_NAME.test(line)) return notMine('malformed header line');
     const colon = line.indexOf(':');
-    if (colon <= 0 || line.slice(0, colon).trim().toLowerCase() !== 'set-cookie') continue;
+    if (line.slice(0, colon).toLowerCase() !== 'set-cookie') continue;
     const pair = line.slice(colon + 1).replace(/;.*/s, '').trim();
     const eq = pair.indexOf('=');
     if (eq <= 0) continue;

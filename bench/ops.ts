@@ -116,8 +116,11 @@ const HOST = '127.0.0.1';
 
 
 
-/** A free loopback port for --admin (tether then says nothing at warn that would tell which port is which). */
-function freePort(): Promise<number> {
+/**
+ * A free loopback port (bound to 0, then closed): for --admin (tether then says nothing at warn
+ * that would tell which port is which), and for listen addresses a reload must keep.
+ */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once('error', reject);

@@ -8,6 +8,8 @@
 // /metrics scrapes, and new connections/s with SIGHUPs or a scraped --admin vs without. And
 // "slowpeek" (slowpeek.ts): p50/p99 of normal TLS requests through tether without and with
 // thousands of slow peekers (dist/bench/slow-peekers.js) held open, A B A B, and the ratio.
+// And "files" (files.ts, not in the default set): a probe's echo latency and tether's RSS while
+// tether reads a big user map and big configs, for this build and, with --baseline-dir, another.
 //
 //   npm run bench                               default run (about 4–6 minutes)
 //   npm run bench -- --quick                    smaller sizes, shorter runs, no repeats (about 50 s; noisier)
@@ -15,12 +17,16 @@
 //   npm run bench -- --rows peek-tls,peek-http,imap-login    only the sections
 //   npm run bench -- --rows ops                 only the operations section (about 30 s; --quick about 10 s)
 //   npm run bench -- --rows slowpeek            only the slow-peekers section (about 80 s; --quick about 30 s)
+//   npm run bench -- --rows files               big files read by this build (about 55 s; --quick about 20 s)
+//   npm run bench -- --rows files --baseline-dir ../wt-fb-old   … and by the build in that tree, e.g.
+//                                               a built worktree of 1fbb095 (about 3 min: its 35 MB
+//                                               parse runs out the 90 s bound; --quick about 1 min)
 //   npm run bench -- --tether-log-level info    tether's log level (default warn)
 //   npm run bench -- --repeats 3                measurements per cell; the best one is reported
 //
 // Prints a table and writes bench/results/latest.json. Only 127.0.0.1 is used; only processes
 // started here are stopped (by PID), on every way out.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +35,7 @@ import { killAllNow, spawnNode, stopAll, stopChild, waitForJsonLine, waitForList
 import { bulkDownload, bulkUpload, connectRate, httpRequestRate, imapLoginRate, MIB, openIdle, roundTrips, tlsHelloRate, type LoopResult } from './load.js';
 import { renderOps, runOps, type OpsResult, type OpsSettings } from './ops.js';
 import { renderSlowpeek, runSlowpeek, type SlowpeekResult, type SlowpeekSettings } from './slowpeek.js';
+import { buildLabel, renderFiles, runFiles, type FilesBuild, type FilesResult, type FilesSettings } from './files.js';
 import { readCpuNs, readMachineCpu, readRssKib } from './proc-stats.js';
 import type { Measured, Processes, Sample } from './types.js';
 import { errorText, fmt, sleep, table } from './format.js';
@@ -50,8 +57,10 @@ type PathName = (typeof PATHS)[number];
 const SECTION_IDS = ['peek-tls', 'peek-http', 'imap-login'] as const;
 type SectionId = (typeof SECTION_IDS)[number];
 
-const ROW_IDS = ['upload-1', 'upload-8', 'download-1', 'connect', 'rt', 'idle-rss', ...SECTION_IDS, 'ops', 'slowpeek'] as const;
-type RowId = Exclude<(typeof ROW_IDS)[number], SectionId | 'ops' | 'slowpeek'>;
+const ROW_IDS = ['upload-1', 'upload-8', 'download-1', 'connect', 'rt', 'idle-rss', ...SECTION_IDS, 'ops', 'slowpeek', 'files'] as const;
+type RowId = Exclude<(typeof ROW_IDS)[number], SectionId | 'ops' | 'slowpeek' | 'files'>;
+/** Rows run only when --rows names them: "files" writes ~150 MB of files per build and, against 1fbb095, waits out a 35 MB parse. */
+const OPT_IN_ROW_IDS: readonly string[] = ['files'];
 
 /** File descriptors a process needs besides its connections (listeners, stdio, libuv, node). */
 const FD_HEADROOM = 64;
@@ -98,6 +107,8 @@ interface Settings {
   readonly ops: Omit<OpsSettings, 'rounds' | 'connectLoops' | 'idleConcurrency' | 'idleTimeLimitMs'>;
   /** The slowpeek section (its peeker count is cut to what the open-files limit allows). */
   readonly slowpeek: SlowpeekSettings;
+  /** The files section. */
+  readonly files: FilesSettings;
 }
 
 const DEFAULT_SETTINGS: Settings = {
@@ -156,6 +167,24 @@ const DEFAULT_SETTINGS: Settings = {
     rampMs: 3_000,
     settleMs: 1_000,
   },
+  files: {
+    // ≈1.5 M lines, 50 MB: the map that stalled 1fbb095's event loop ~3 s on every change.
+    userMapLines: 1_500_000,
+    // Under the 4 MiB config limit, so the current build parses it (in a worker).
+    reloadConfigBytes: 3 * 1024 * 1024,
+    // The 35 MB that took 1fbb095 45 s and 3.9 GB; over the limit, refused now.
+    bigConfigBytes: 35_000_000,
+    probeLoops: 4,
+    probeIntervalMs: 10,
+    warmupMs: 1_000,
+    baselineMs: 5_000,
+    minPhaseMs: 5_000,
+    tailMs: 1_000,
+    loginGapMs: 200,
+    startTimeoutMs: 120_000,
+    mapApplyTimeoutMs: 60_000,
+    reloadTimeoutMs: 90_000,
+  },
 };
 
 const QUICK_SETTINGS: Settings = {
@@ -188,6 +217,8 @@ const QUICK_SETTINGS: Settings = {
     warmupMs: 500,
   },
   slowpeek: { ...DEFAULT_SETTINGS.slowpeek, peekers: 500, phaseMs: 3_000, warmupMs: 500 },
+  // Smaller files; the big config still over the 4 MiB limit.
+  files: { ...DEFAULT_SETTINGS.files, userMapLines: 150_000, reloadConfigBytes: 1024 * 1024, bigConfigBytes: 5 * 1024 * 1024, baselineMs: 3_000, minPhaseMs: 3_000, reloadTimeoutMs: 30_000, mapApplyTimeoutMs: 30_000 },
 };
 
 /** A table cell: the best of its samples (by the row's direction), or an error. */
@@ -957,19 +988,27 @@ async function main(): Promise<number> {
       rows: { type: 'string' },
       repeats: { type: 'string' },
       'tether-log-level': { type: 'string', default: 'warn' },
+      'baseline-dir': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
-    process.stdout.write(`usage: node --expose-gc dist/bench/run.js [--quick] [--rows ${ROW_IDS.join(',')}] [--repeats N] [--tether-log-level LEVEL]\n`);
+    process.stdout.write(`usage: node --expose-gc dist/bench/run.js [--quick] [--rows ${ROW_IDS.join(',')}] [--repeats N] [--tether-log-level LEVEL] [--baseline-dir TREE]\n`);
     return 0;
   }
   const base = values.quick ? QUICK_SETTINGS : DEFAULT_SETTINGS;
   const repeats = values.repeats === undefined ? base.repeats : Number(values.repeats);
   if (!Number.isInteger(repeats) || repeats < 1 || repeats > 10) throw new Error('--repeats: an integer from 1 to 10');
   const s: Settings = { ...base, repeats };
-  const wanted = new Set<string>(values.rows === undefined ? ROW_IDS : values.rows.split(','));
+  const wanted = new Set<string>(values.rows === undefined ? ROW_IDS.filter((id) => !OPT_IN_ROW_IDS.includes(id)) : values.rows.split(','));
   for (const w of wanted) if (!(ROW_IDS as readonly string[]).includes(w)) throw new Error(`unknown row ${w}; rows: ${ROW_IDS.join(',')}`);
+  const baselineDir = values['baseline-dir'] === undefined ? undefined : path.resolve(values['baseline-dir']);
+  if (baselineDir !== undefined) {
+    if (!wanted.has('files')) throw new Error('--baseline-dir: only the files section compares builds; add --rows files');
+    for (const f of ['bin/tether', 'dist/lib/cli/main.js']) {
+      if (!existsSync(path.join(baselineDir, f))) throw new Error(`--baseline-dir ${baselineDir}: no ${f} (a built tree: npm run build there)`);
+    }
+  }
   const logLevel = values['tether-log-level'];
   const startedMs = Date.now();
   const log = (line: string): void => {
@@ -1021,6 +1060,9 @@ async function main(): Promise<number> {
       ` ${s.slowpeek.rounds}× A (no peekers) then B (${slowPeekers} slow peekers from dist/bench/slow-peekers.js, opened over ${s.slowpeek.rampMs / 1000} s, each cut one replaced), ${s.slowpeek.phaseMs / 1000} s each;` +
       ` normal clients: ${s.slowpeek.loops} loops of tls.connect + 32 B echo + close, ${s.slowpeek.gapMs} ms apart. No CPU pinning (no row of this bench pins).` +
       (slowPeekers < s.slowpeek.peekers ? ` ${slowPeekers}, not ${s.slowpeek.peekers}, peekers: the open-files limit.` : ''),
+    `files: one tether --config FILE per build (a TCP frontend to the echo server, an IMAP frontend --affinity login with user-map in front of two imap-servers), log-level info;` +
+      ` user map ${s.files.userMapLines.toLocaleString('en-US')} lines, configs ${(s.files.reloadConfigBytes / 1024 / 1024).toFixed(1)} MiB (comments) and ${(s.files.bigConfigBytes / 1e6).toFixed(0)} MB (an allow list);` +
+      ` ${s.files.probeLoops} probe connections, 16 B every ${s.files.probeIntervalMs} ms each. Builds: this tree${baselineDir === undefined ? ' only' : ` and ${baselineDir}`}.`,
     `1-minute load average at start: ${loadBefore.toFixed(2)}.`,
   ];
   log(`tether bench${values.quick ? ' (--quick)' : ''}`);
@@ -1031,6 +1073,8 @@ async function main(): Promise<number> {
   let ops: OpsResult | undefined;
   let slowpeek: SlowpeekResult | undefined;
   let slowpeekError: string | undefined;
+  let files: FilesResult | undefined;
+  let filesError: string | undefined;
   const backend = await startBackend();
   const ctx: Context = { s, logLevel, backend, log, quietBudgetMs: s.quietBudgetMs };
   try {
@@ -1055,7 +1099,7 @@ async function main(): Promise<number> {
       log(`  (${((performance.now() - rowStartMs) / 1000).toFixed(1)} s)`);
     }
     const peekBackend = wanted.has('peek-tls') || wanted.has('peek-http') || wanted.has('slowpeek') ? await startPeekBackend() : undefined;
-    const imapServers = wanted.has('imap-login') ? await Promise.all(['a', 'b'].map((n) => startImapServer(n))) : [];
+    const imapServers = wanted.has('imap-login') || wanted.has('files') ? await Promise.all(['a', 'b'].map((n) => startImapServer(n))) : [];
     try {
       for (const spec of sectionSpecs(s, peekBackend, imapServers)) {
         if (!wanted.has(spec.id)) continue;
@@ -1079,6 +1123,27 @@ async function main(): Promise<number> {
         } catch (e) {
           slowpeekError = errorText(e);
           log(`  slowpeek: FAILED: ${slowpeekError}`);
+        }
+        log(`  (${((performance.now() - startMs) / 1000).toFixed(1)} s)`);
+      }
+      if (wanted.has('files')) {
+        const startMs = performance.now();
+        const builds: FilesBuild[] = [
+          { id: 'current', label: buildLabel('current', ROOT), dir: ROOT },
+          ...(baselineDir === undefined ? [] : [{ id: 'baseline', label: buildLabel('baseline', baselineDir), dir: baselineDir }]),
+        ];
+        log(`- files: probe latency while tether reads big files (${builds.map((b) => b.label).join(', ')}) …`);
+        try {
+          files = await runFiles({
+            s: s.files,
+            builds,
+            echo: { port: backend.ports.echo, pid: backend.child.pid },
+            imap: imapServers.map((x, i) => ({ name: ['a', 'b'][i] ?? `s${i}`, port: x.port, pid: x.child.pid })),
+            log,
+          });
+        } catch (e) {
+          filesError = errorText(e);
+          log(`  files: FAILED: ${filesError}`);
         }
         log(`  (${((performance.now() - startMs) / 1000).toFixed(1)} s)`);
       }
@@ -1108,7 +1173,9 @@ async function main(): Promise<number> {
     sections.reduce((n, sec) => n + sec.variants.filter((v) => v.rate.error !== undefined).length, 0) +
     (ops?.problems.length ?? 0) +
     (slowpeek?.problems.length ?? 0) +
-    (slowpeekError === undefined ? 0 : 1);
+    (slowpeekError === undefined ? 0 : 1) +
+    (files?.builds.reduce((n, b) => n + b.problems.length + (b.error === null ? 0 : 1), 0) ?? 0) +
+    (filesError === undefined ? 0 : 1);
   const elapsedS = (Date.now() - startedMs) / 1000;
   const loadAfter = os.loadavg()[0] ?? NaN;
   log('');
@@ -1136,6 +1203,13 @@ async function main(): Promise<number> {
     log('');
   } else if (slowpeekError !== undefined) {
     log(`slowpeek: FAILED: ${slowpeekError}`);
+    log('');
+  }
+  if (files !== undefined) {
+    log(renderFiles(files, OTHER_CPU_FLAG_SHARE));
+    log('');
+  } else if (filesError !== undefined) {
+    log(`files: FAILED: ${filesError}`);
     log('');
   }
   const others = [
@@ -1178,6 +1252,7 @@ async function main(): Promise<number> {
     sections: sections.map(sectionJson),
     ops: ops ?? null,
     slowpeek: slowpeek ?? (slowpeekError === undefined ? null : { error: slowpeekError }),
+    files: files ?? (filesError === undefined ? null : { error: filesError }),
   };
   const replacer = (_k: string, v: unknown): unknown => (typeof v === 'number' && !Number.isFinite(v) ? null : v);
   writeFileSync(RESULTS_FILE, `${JSON.stringify(json, replacer, 2)}\n`);

@@ -566,13 +566,18 @@ interface Instance {
 }
 
 
-/** The conn.close line of the client at 127.0.0.1:`localPort`, or why there is none. */
-async function closeOf(rt: RunningTether, localPort: number, ms: number): Promise<LogLine | string> {
+/**
+ * The conn.close line of the client at 127.0.0.1:`localPort` among the lines from index `from`
+ * on (logged since the cell began: an earlier connection of this tether may have had the same
+ * ephemeral port), or why there is none.
+ */
+async function closeOf(rt: RunningTether, localPort: number, ms: number, from: number): Promise<LogLine | string> {
   const client = `127.0.0.1:${String(localPort)}`;
-  const line = rt.waitFor((l) => l.event === 'conn.close' && l['client'] === client, ms).catch(() => `no conn.close within ${String(ms)} ms`);
+  const mine = (l: LogLine): boolean => l.event === 'conn.close' && l['client'] === client && rt.lines.indexOf(l) >= from;
+  const line = rt.waitFor(mine, ms).catch(() => `no conn.close within ${String(ms)} ms`);
   return Promise.race([line, rt.exited.then(async () => {
     await sleep(50);
-    return rt.lines.find((l) => l.event === 'conn.close' && l['client'] === client) ?? 'tether exited before logging conn.close';
+    return rt.lines.find(mine) ?? 'tether exited before logging conn.close';
   })]);
 }
 
@@ -655,8 +660,9 @@ async function runConfig(cfg: Config, seedBase: number): Promise<ConfigResult> {
   const runCell = async (inst: Instance, cell: Cell): Promise<Omit<CellResult, 'alive' | 'crash' | 'fresh' | 'inflight'>> => {
     const name = cellName(cell);
     try {
+      const from = inst.rt.lines.length;
       const { client, checks = [] } = await cell.run(inst.port);
-      const line = await closeOf(inst.rt, client.localPort, cell.closeWithinMs);
+      const line = await closeOf(inst.rt, client.localPort, cell.closeWithinMs, from);
       client.close();
       return typeof line === 'string' ? { name, expect: cell.expect, noClose: line, checks } : { name, expect: cell.expect, termination: line['termination'], checks };
     } catch (e) {

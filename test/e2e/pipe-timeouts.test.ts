@@ -89,10 +89,13 @@ t.test('a slow but moving reader is not a stall; an idle connection is not one e
       void flood(s, TOTAL).then(() => s.end());
     });
   });
-  const { rt, port: front } = await tetherOnLoopback(t, ['--backend', `127.0.0.1:${String(port)}`, ...STALL]);
+  // Stall timeouts of 1.5 s against pauses of 150 ms: a ten-fold margin, so a loaded machine's
+  // late timers cannot turn the slow reader into a stall (400 ms failed once at load 12).
+  const SLOW_STALL = ['--backend-stall-timeout', '1500ms', '--client-stall-timeout', '1500ms'];
+  const { rt, port: front } = await tetherOnLoopback(t, ['--backend', `127.0.0.1:${String(port)}`, ...SLOW_STALL]);
   const c = await client(t, front);
   // Idle past the stall timeouts with nothing waiting either way, then ask.
-  await new Promise((r) => setTimeout(r, 1_000));
+  await new Promise((r) => setTimeout(r, 2_000));
   c.write('go');
   let got = 0;
   c.on('data', (d: Buffer) => (got += d.length));

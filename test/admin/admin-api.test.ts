@@ -9,6 +9,7 @@ import { startBackend, whoAnswers, type TestBackend } from '../helpers/named-bac
 import { errorLines, holdConnection, isConnClose, waitForCount } from '../helpers/e2e-tools.js';
 import { admin, parseExposition, sampleValue } from '../helpers/admin-client.js';
 import { curl, startHttpBackend } from '../helpers/http-backend.js';
+import { register, secret } from '../helpers/secrets.js';
 
 async function backends(t: Test, names: readonly string[]): Promise<TestBackend[]> {
   const bs = await Promise.all(names.map((n) => startBackend(n)));
@@ -112,22 +113,24 @@ t.test('request errors are JSON with a code, never a crash', async (t) => {
 t.test('bearer token from a file', async (t) => {
   const dir = t.testdir();
   const tokenFile = path.join(dir, 'token');
-  writeFileSync(tokenFile, 's3cret-token\n');
+  const token = secret('admin-token');
+  const rotated = secret('admin-token-rotated');
+  writeFileSync(tokenFile, `${token}\n`);
   const bs = await backends(t, ['a']);
   const { adminPort } = await withAdmin(t, [...backendFlags(bs), '--admin-token-file', tokenFile]);
   const none = await admin(adminPort, 'GET', '/frontends');
   t.equal(none.status, 401);
   t.match(none.headers['www-authenticate'], /^Bearer/);
   t.equal((await admin(adminPort, 'GET', '/metrics', { token: 'wrong' })).status, 401, 'wrong token refused');
-  t.equal((await admin(adminPort, 'GET', '/metrics', { token: 's3cret-token' })).status, 200, 'right token served');
+  t.equal((await admin(adminPort, 'GET', '/metrics', { token })).status, 200, 'right token served');
   t.equal((await admin(adminPort, 'GET', '/health')).status, 200, '/health needs no token');
 
   // Reload re-reads the token file: the old token stops working.
-  writeFileSync(tokenFile, 'rotated\n');
-  const r = await admin(adminPort, 'POST', '/reload', { token: 's3cret-token' });
+  writeFileSync(tokenFile, `${rotated}\n`);
+  const r = await admin(adminPort, 'POST', '/reload', { token });
   t.equal(r.status, 200);
-  t.equal((await admin(adminPort, 'GET', '/frontends', { token: 's3cret-token' })).status, 401, 'old token refused after reload');
-  t.equal((await admin(adminPort, 'GET', '/frontends', { token: 'rotated' })).status, 200, 'new token accepted');
+  t.equal((await admin(adminPort, 'GET', '/frontends', { token })).status, 401, 'old token refused after reload');
+  t.equal((await admin(adminPort, 'GET', '/frontends', { token: rotated })).status, 200, 'new token accepted');
 });
 
 t.test('admin misconfiguration exits 2 with one line each', async (t) => {
@@ -212,7 +215,7 @@ t.test('explain predicts the choice, says why, and changes nothing', async (t) =
   t.match(after.reason, /affinity-table hit/);
   t.same(after.steps.map((s) => [s.kind, s.pinned]), [['source', before.backend]], 'no cookie given: only the source step');
 
-  const routed = await ex('source=127.0.0.40&http-cookie:SID=abc.c');
+  const routed = await ex(`source=127.0.0.40&http-cookie:SID=${secret('admin-sid')}.c`);
   t.match(routed, { via: 'route', backend: 'c', key: { kind: 'http-cookie:SID' } });
   t.match(routed.reason, /names backend c/);
   const unkeyed = await ex('');
@@ -273,7 +276,7 @@ t.test('a 15 KB cookie: one bounded table entry, the same backend every time, fo
   const bs = await Promise.all(['a', 'b', 'c'].map((n) => startHttpBackend(n)));
   t.teardown(() => Promise.all(bs.map((b) => b.close())));
   const { rt, port, adminPort } = await withAdmin(t, [...bs.flatMap((b) => ['--backend', `${b.name}=127.0.0.1:${String(b.port)}`]), '--affinity', 'http-cookie:sid', '--balance', 'roundrobin']);
-  const long = `s${'0123456789'.repeat(1_500)}`;
+  const long = register('cookie', `s${'0123456789'.repeat(1_500)}`, 'long-sid');
   const got: string[] = [];
   for (const src of ['127.0.0.1', '127.0.0.2', '127.0.0.3']) got.push((await curl(port, '/', ['-H', `Cookie: sid=${long}`], { source: src })).backend);
   t.equal(new Set(got).size, 1, `one backend for the long cookie under round robin (${got.join(' ')})`);

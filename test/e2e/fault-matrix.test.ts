@@ -31,6 +31,10 @@ import {
   type SniFault,
   type WireClient,
 } from '../helpers/fault-backend.js';
+import { secret } from '../helpers/secrets.js';
+
+/** The password of every login here (an IMAP atom, from the secret registry). */
+const PW = secret('mail-atom');
 
 const files = await pkiFiles(t.testdir());
 const { pki, file } = files;
@@ -137,9 +141,9 @@ async function imapConnect(port: number, mode: ClientMode, lifetimeMs?: number):
   return c;
 }
 
-/** `tag LOGIN user pw` and its OK. */
+/** `tag LOGIN user PW` and its OK. */
 async function imapLogin(c: WireClient, user: string): Promise<void> {
-  c.send(`a1 LOGIN ${user} pw\r\n`);
+  c.send(`a1 LOGIN ${user} ${PW}\r\n`);
   const answer = await c.waitFor(/^a1 .*\r\n/m, BACKEND_LOGIN_MS + 2_000);
   if (!/^a1 OK/m.test(answer)) throw new Error(`login refused: ${JSON.stringify(answer)}`);
 }
@@ -251,7 +255,7 @@ function imapCells(mode: ClientMode, btls: FaultBackendTls): Cell[] {
       f === 'fin' ? { cause: 'normal', stage: 'pipe' } : { cause: 'client', stage: 'pipe' },
       async (port) => {
         const c = await imapConnect(port, mode);
-        c.send('a1 LOGIN slow-login pw\r\n');
+        c.send(`a1 LOGIN slow-login ${PW}\r\n`);
         await sleep(200);
         inject(c, f);
         const checks: string[] = [];
@@ -293,7 +297,7 @@ function imapCells(mode: ClientMode, btls: FaultBackendTls): Cell[] {
         const c = await imapConnect(port, mode);
         const checks: string[] = [];
         if (after === 'login') {
-          c.send(`a1 LOGIN ${user} pw\r\n`);
+          c.send(`a1 LOGIN ${user} ${PW}\r\n`);
           // tether tells the client, then closes (README: "* BYE Backend unavailable").
           const bye = await c.waitFor(/^\* BYE .*\r\n/m, waitMs + CLOSE_SLACK_MS).catch((e: unknown) => String(e));
           if (!/^\* BYE /m.test(bye)) checks.push(`no BYE for the client: ${bye}`);

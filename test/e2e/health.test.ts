@@ -12,6 +12,7 @@ import { blackHole, errorLines, isConnClose, linesWhere, otherLines, tetherOnLoo
 import { runTether, runTetherToExit } from '../helpers/run-tether.js';
 import { rawExchange, startHttpBackend, type HttpBackend } from '../helpers/http-backend.js';
 import { rawLogin, startImapBackend } from '../helpers/imap-backend.js';
+import { secret } from '../helpers/secrets.js';
 
 /** Starts named backends, closed on teardown (a backend closed by the test closes again harmlessly). */
 async function backends(t: Test, names: readonly string[], behaviour?: BackendBehaviour): Promise<TestBackend[]> {
@@ -177,7 +178,7 @@ t.test('imap: a banner check expects * OK by default', async (t) => {
   ]);
   t.match(await rt.waitFor(is('backend.down', { backend: 'm2' })), { reason: 'check', code: 'expect-mismatch' });
   for (const user of ['alice', 'bob', 'carol', 'dave']) {
-    const r = await rawLogin(port, `a1 LOGIN ${user} secret\r\n`, 'a1');
+    const r = await rawLogin(port, `a1 LOGIN ${user} ${secret('mail-atom')}\r\n`, 'a1');
     r.wire.close();
     t.equal(r.who, 'm1', `${user} placed on the healthy backend`);
   }

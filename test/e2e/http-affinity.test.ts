@@ -24,6 +24,7 @@ import {
   type HttpBackend,
   type SessionCookie,
 } from '../helpers/http-backend.js';
+import { register, secret } from '../helpers/secrets.js';
 
 const NAMES = ['a', 'b', 'c'] as const;
 /** Client source addresses (all on the loopback interface on Linux). */
@@ -56,14 +57,17 @@ function withInsertedCookie(direct: Buffer, line: string): Buffer {
 
 t.test('http-cookie:JSESSIONID', async (t) => {
   const bs = await httpBackends(t, 'jsessionid');
-  const { rt, port } = await tether(t, [...backendFlags(bs), '--affinity', 'http-cookie:JSESSIONID']);
+  const { rt, port } = await tether(t, [...backendFlags(bs), '--affinity', 'http-cookie:JSESSIONID', '--log-level', 'trace']);
   let conns = 0;
+  /** JSESSIONID values with a route suffix, and one whose suffix names no backend. */
+  const routed = (route: string): string => register('cookie', `${secret('http-routed-session')}${route}1.${route}`, 'http-routed-session');
+  const unrouted = register('cookie', `${secret('http-unrouted-session')}.nosuch`, 'http-unrouted-session');
 
   t.test('a value ending in .NAME goes to backend NAME from any source', async (t) => {
     for (const route of ['b', 'a', 'c']) {
       const got: string[] = [];
       for (const src of SOURCES) {
-        const r = await nodeGet(port, '/', { localAddress: src, headers: { Cookie: `other=1; JSESSIONID=xyz${route}1.${route}` } });
+        const r = await nodeGet(port, '/', { localAddress: src, headers: { Cookie: `other=1; JSESSIONID=${routed(route)}` } });
         got.push(r.backend);
         t.equal(r.body.toString(), `${route}\n`, 'the body comes from that backend');
       }
@@ -75,14 +79,14 @@ t.test('http-cookie:JSESSIONID', async (t) => {
 
   t.test('a value whose suffix names no backend is hashed, pinned and stable', async (t) => {
     const got: string[] = [];
-    for (const src of SOURCES) got.push((await nodeGet(port, '/', { localAddress: src, headers: { Cookie: 'JSESSIONID=xyz.nosuch' } })).backend);
+    for (const src of SOURCES) got.push((await nodeGet(port, '/', { localAddress: src, headers: { Cookie: `JSESSIONID=${unrouted}` } })).backend);
     t.ok(NAMES.includes(got[0] as (typeof NAMES)[number]), `answered (${got[0]!})`);
     t.same(new Set(got).size, 1, `one backend for every source (${got.join(' ')})`);
     const lines = (await closes(rt, (conns += 5))).slice(-5);
     t.same(lines.map((l) => l['via']), ['balance', 'table', 'table', 'table', 'table'], 'placed once, then from the affinity table');
     // Rendezvous hashing depends only on the pool and the value: a fresh tether agrees.
     const other = await tether(t, [...backendFlags(bs), '--affinity', 'http-cookie:JSESSIONID']);
-    t.equal((await nodeGet(other.port, '/', { headers: { Cookie: 'JSESSIONID=xyz.nosuch' } })).backend, got[0], 'a second tether places it on the same backend');
+    t.equal((await nodeGet(other.port, '/', { headers: { Cookie: `JSESSIONID=${unrouted}` } })).backend, got[0], 'a second tether places it on the same backend');
   });
 
   t.test("curl's cookie jar keeps a client on the backend that issued its JSESSIONID", async (t) => {
@@ -98,14 +102,14 @@ t.test('http-cookie:JSESSIONID', async (t) => {
     }
     const lines = (await closes(rt, (conns += 5))).slice(-4);
     t.ok(lines.every((l) => l['via'] === 'route'), 'routed by the suffix');
-    noSecretsLogged(t, rt, [...bs.flatMap((b) => b.issued), 'xyzb1', 'xyz.nosuch', 'nosuch']);
+    noSecretsLogged(t, rt, [...bs.flatMap((b) => b.issued), routed('b'), secret('http-routed-session'), unrouted, 'nosuch']);
   });
 });
 
 t.test('a Set-Cookie learned from the backend pins the session', (t) => {
   t.test('http-cookie:SESSION,source with roundrobin: every source with the cookie reaches the issuer (also after a 100 Continue)', async (t) => {
     const bs = await httpBackends(t, 'session');
-    const { rt, port } = await tether(t, [...backendFlags(bs), '--affinity', 'http-cookie:SESSION,source', '--balance', 'roundrobin']);
+    const { rt, port } = await tether(t, [...backendFlags(bs), '--affinity', 'http-cookie:SESSION,source', '--balance', 'roundrobin', '--log-level', 'trace']);
     const jar = path.join(t.testdir(), 'jar');
     const first = await curl(port, '/', ['-c', jar, '-b', jar], { source: '127.0.0.1' });
     const issuer = first.backend;
@@ -322,14 +326,15 @@ t.test('url-param', async (t) => {
 
   t.test(';jsessionid= path parameter with a .NAME suffix routes to NAME', async (t) => {
     const { rt, port } = await tether(t, [...backendFlags(bs), '--affinity', 'url-param:jsessionid']);
+    const session = secret('http-path-session');
     for (const name of ['c', 'a', 'b']) {
       for (const src of SOURCES) {
-        const r = await curl(port, `/app;jsessionid=abc.${name}?x=1`, [], { source: src });
-        t.equal(r.backend, name, `/app;jsessionid=abc.${name}?x=1 from ${src}`);
+        const r = await curl(port, `/app;jsessionid=${session}.${name}?x=1`, [], { source: src });
+        t.equal(r.backend, name, `/app;jsessionid=${session}.${name}?x=1 from ${src}`);
       }
     }
     const c = bs.find((b) => b.name === 'c')!;
-    t.equal(c.requests.at(-5)?.url, '/app;jsessionid=abc.c?x=1', 'the backend saw the target unchanged');
+    t.equal(c.requests.at(-5)?.url, `/app;jsessionid=${session}.c?x=1`, 'the backend saw the target unchanged');
     const lines = await closes(rt, 15);
     t.ok(lines.every((l) => l['via'] === 'route' && keyKind(l) === 'url-param:jsessionid'), 'via route, key kind url-param:jsessionid');
   });
@@ -337,26 +342,27 @@ t.test('url-param', async (t) => {
   t.test('?$ServerID= query parameter is hashed: same value, same backend, from any source and any tether', async (t) => {
     const flags = [...backendFlags(bs), '--affinity', 'url-param:$ServerID'];
     const { rt, port } = await tether(t, flags);
+    const xyz = secret('http-server-id');
     const got: string[] = [];
-    for (const src of SOURCES) got.push((await curl(port, '/?$ServerID=xyz', [], { source: src })).backend);
-    got.push((await curl(port, '/?a=1&%24ServerID=xyz', [], { source: '127.0.0.6' })).backend);
-    got.push((await nodeGet(port, '/x?$ServerID=xyz&b=2', { localAddress: '127.0.0.7' })).backend);
+    for (const src of SOURCES) got.push((await curl(port, `/?$ServerID=${xyz}`, [], { source: src })).backend);
+    got.push((await curl(port, `/?a=1&%24ServerID=${xyz}`, [], { source: '127.0.0.6' })).backend);
+    got.push((await nodeGet(port, `/x?$ServerID=${xyz}&b=2`, { localAddress: '127.0.0.7' })).backend);
     t.ok(NAMES.includes(got[0] as (typeof NAMES)[number]), `answered by ${got[0]!}`);
-    t.same(new Set(got).size, 1, `one backend for xyz (${got.join(' ')}), also percent-encoded and among other parameters`);
+    t.same(new Set(got).size, 1, `one backend for ${xyz} (${got.join(' ')}), also percent-encoded and among other parameters`);
     const lines = await closes(rt, 7);
     t.ok(lines.every((l) => keyKind(l) === 'url-param:$ServerID'), 'key kind url-param:$ServerID');
     t.same(new Set(lines.map((l) => (l['key'] as { hash: string }).hash)).size, 1, 'one key value');
     t.same(lines.map((l) => l['via']), ['balance', ...Array<string>(6).fill('table')], 'placed once, then from the table');
 
-    const values = Array.from({ length: 12 }, (_, i) => `srv${String(i)}`);
+    const values = Array.from({ length: 12 }, (_, i) => register('url-param', `${xyz}-srv${String(i)}`, 'http-server-id'));
     const first: string[] = [];
     for (const v of values) first.push((await curl(port, `/?$ServerID=${v}`)).backend);
     t.ok(new Set(first).size > 1, `12 values spread (${first.join(' ')})`);
     const fresh = await tether(t, flags);
     const again: string[] = [];
-    for (const v of ['xyz', ...values]) again.push((await curl(fresh.port, `/?$ServerID=${v}`, [], { source: '127.0.0.8' })).backend);
+    for (const v of [xyz, ...values]) again.push((await curl(fresh.port, `/?$ServerID=${v}`, [], { source: '127.0.0.8' })).backend);
     t.same(again, [got[0], ...first], 'a fresh tether with the same pool agrees on every value');
-    noSecretsLogged(t, rt, ['xyz', 'srv1']);
+    noSecretsLogged(t, rt, [xyz, values[1]!]);
   });
 });
 
@@ -386,8 +392,8 @@ t.test('http-host and http-header', async (t) => {
     const alice: string[] = [];
     const bob: string[] = [];
     for (const src of SOURCES) {
-      alice.push((await curl(port, '/', ['-H', 'X-User: alice-7q'], { source: src })).backend);
-      bob.push((await nodeGet(port, '/', { headers: { 'X-User': 'bob-9z' }, localAddress: src })).backend);
+      alice.push((await curl(port, '/', ['-H', `X-User: ${secret('http-user-alice')}`], { source: src })).backend);
+      bob.push((await nodeGet(port, '/', { headers: { 'X-User': secret('http-user-bob') }, localAddress: src })).backend);
     }
     t.same(new Set(alice).size, 1, `alice on one backend (${alice.join(' ')})`);
     t.same(new Set(bob).size, 1, `bob on one backend (${bob.join(' ')})`);
@@ -399,7 +405,7 @@ t.test('http-host and http-header', async (t) => {
     t.ok(lines.slice(0, 10).every((l) => keyKind(l) === 'http-header:X-User'), 'with the header: key kind http-header:X-User');
     t.same(lines.slice(10).map(keyKind), ['source', 'source', 'source'], 'without it: the next kind, source');
     t.same(lines.slice(10).map((l) => l['via']), ['balance', 'table', 'table']);
-    noSecretsLogged(t, rt, ['alice', 'bob-9z']);
+    noSecretsLogged(t, rt, ['alice', secret('http-user-bob')]);
   });
 });
 

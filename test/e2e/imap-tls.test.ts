@@ -22,9 +22,12 @@ import {
   type ImapBackend,
   type ImapBackendTls,
 } from '../helpers/imap-backend.js';
+import { secret } from '../helpers/secrets.js';
 
 const NAMES = ['a', 'b', 'c'] as const;
 const hashed = (key: string): string => loginWinner(key, NAMES);
+/** The password of every login here (an IMAP atom). */
+const PW = secret('mail-atom');
 
 const files = await pkiFiles(t.testdir());
 const { pki, file } = files;
@@ -110,7 +113,7 @@ t.test('TLS toward the client', (t) => {
   t.test('STARTTLS (imaplib): capabilities change, the login goes through, plaintext sent after STARTTLS is dropped', async (t) => {
     const bs = await backends(t);
     const { rt, port } = await tether(t, bs, ['--tls', 'starttls', ...CLIENT_TLS]);
-    const [r] = await imaplibSessions(port, [{ tls: 'starttls', cafile: CA, steps: [{ op: 'login', user: 'alice', password: 'pw' }, { op: 'xwho' }, { op: 'logout' }] }]);
+    const [r] = await imaplibSessions(port, [{ tls: 'starttls', cafile: CA, steps: [{ op: 'login', user: 'alice', password: PW }, { op: 'xwho' }, { op: 'logout' }] }]);
     t.equal(r!.error, undefined, 'STARTTLS and certificate verification succeeded');
     t.ok(capsOf(r!.welcome ?? '').includes('STARTTLS'), 'STARTTLS offered in clear');
     t.notOk(r!.caps?.includes('STARTTLS'), `not offered once secure (${(r!.caps ?? []).join(' ')})`);
@@ -126,7 +129,7 @@ t.test('TLS toward the client', (t) => {
     raw.on('data', (d: Buffer) => (clear += d.toString('latin1')));
     raw.on('error', () => undefined); // the transcript below is what the test checks
     await new Promise<void>((resolve) => raw.once('connect', resolve));
-    raw.write('s1 STARTTLS\r\ninj LOGIN mallory pw\r\n');
+    raw.write(`s1 STARTTLS\r\ninj LOGIN mallory ${PW}\r\n`);
     for (let i = 0; i < 100 && !clear.includes('s1 OK'); i++) await new Promise((r) => setTimeout(r, 20));
     t.match(clear, /^\* OK .*\r\ns1 OK .*\r\n$/, 'only the greeting and the STARTTLS answer in clear');
     raw.removeAllListeners('data');
@@ -146,12 +149,12 @@ t.test('TLS toward the client', (t) => {
   t.test('implicit TLS (imaplib IMAP4_SSL)', async (t) => {
     const bs = await backends(t);
     const { rt, port } = await tether(t, bs, ['--tls', 'implicit', ...CLIENT_TLS]);
-    const [r] = await imaplibSessions(port, [{ tls: 'implicit', cafile: CA, steps: [{ op: 'plain', user: 'bob', password: 'pw' }, { op: 'xwho' }, { op: 'logout' }] }]);
+    const [r] = await imaplibSessions(port, [{ tls: 'implicit', cafile: CA, steps: [{ op: 'plain', user: 'bob', password: PW }, { op: 'xwho' }, { op: 'logout' }] }]);
     t.equal(r!.error, undefined, 'handshake and verification succeeded');
     t.notOk(capsOf(r!.welcome ?? '').includes('STARTTLS'), 'no STARTTLS on an implicit-TLS port');
     t.equal(r!.steps[0]!.typ, 'OK');
     t.equal(whoOf(r!), hashed('bob'));
-    t.match(loginsOf(bs, 'bob'), [{ at: hashed('bob'), mechanism: 'plain', password: 'pw' }]);
+    t.match(loginsOf(bs, 'bob'), [{ at: hashed('bob'), mechanism: 'plain', password: PW }]);
     t.match(await closeOf(rt, 'bob'), { user: 'bob', backend: hashed('bob') });
   });
 
@@ -168,27 +171,27 @@ t.test('TLS toward the client', (t) => {
     wire.send('a1 CAPABILITY\r\n');
     const caps = await wire.waitFor(/^a1 .*\r\n/m);
     t.match(caps, /^\* CAPABILITY .*\bLOGINDISABLED\b.*\r\na1 OK /);
-    wire.send('a2 LOGIN alice pw\r\n');
+    wire.send(`a2 LOGIN alice ${PW}\r\n`);
     t.match(await wire.waitFor(/\r\n/), /^a2 NO \[PRIVACYREQUIRED\] .*\r\n$/, 'LOGIN in clear: NO [PRIVACYREQUIRED]');
-    wire.send(`a3 AUTHENTICATE PLAIN ${plainResponse('alice', 'pw')}\r\n`);
+    wire.send(`a3 AUTHENTICATE PLAIN ${plainResponse('alice', PW)}\r\n`);
     t.match(await wire.waitFor(/\r\n/), /^a3 NO \[PRIVACYREQUIRED\] .*\r\n$/, 'AUTHENTICATE in clear: NO');
     wire.close();
 
-    const [plainText] = await imaplibSessions(port, [{ steps: [{ op: 'login', user: 'alice', password: 'pw' }] }]);
+    const [plainText] = await imaplibSessions(port, [{ steps: [{ op: 'login', user: 'alice', password: PW }] }]);
     t.match(plainText!.steps[0], { typ: 'NO', text: /PRIVACYREQUIRED/ }, 'imaplib in clear: refused');
     t.equal(bs.reduce((n, b) => n + b.accepted(), 0), 0, 'no backend was dialled for a refused login');
     const [secured] = await imaplibSessions(port, [
-      { tls: 'starttls', cafile: CA, steps: [{ op: 'login', user: 'alice', password: 'pw' }, { op: 'xwho' }, { op: 'logout' }] },
+      { tls: 'starttls', cafile: CA, steps: [{ op: 'login', user: 'alice', password: PW }, { op: 'xwho' }, { op: 'logout' }] },
     ]);
     t.notOk(secured!.caps?.includes('LOGINDISABLED'), `after STARTTLS: ${(secured!.caps ?? []).join(' ')}`);
     t.ok(secured!.caps?.includes('AUTH=PLAIN'));
     t.equal(secured!.steps[0]!.typ, 'OK', 'login after STARTTLS');
     t.equal(whoOf(secured!), hashed('alice'));
 
-    const s = await sClientStarttls(port, 'a1 LOGIN carol pw\na2 XWHO\na3 LOGOUT\n');
+    const s = await sClientStarttls(port, `a1 LOGIN carol ${PW}\na2 XWHO\na3 LOGOUT\n`);
     t.match(s.stdout, new RegExp(`^a1 OK .*${hashed('carol')}: LOGIN completed\\r?$`, 'm'), `s_client logged in (stderr: ${s.stderr.slice(0, 300)})`);
     t.match(s.stdout, new RegExp(`^\\* XWHO ${hashed('carol')}\\r?$`, 'm'), 'and reached the right backend');
-    t.match(loginsOf(bs, 'carol'), [{ at: hashed('carol'), password: 'pw', ok: true }]);
+    t.match(loginsOf(bs, 'carol'), [{ at: hashed('carol'), password: PW, ok: true }]);
     t.match(await closeOf(rt, 'carol'), { user: 'carol', backend: hashed('carol') });
   });
   t.end();
@@ -198,24 +201,24 @@ t.test('TLS toward the backend', (t) => {
   t.test('--backend-tls tls with --backend-ca: verified, the login travels encrypted', async (t) => {
     const bs = await backends(t, 'implicit');
     const { rt, port } = await tether(t, bs, ['--backend-tls', 'tls', '--backend-ca', CA]);
-    const [r] = await imaplibSessions(port, [{ steps: [{ op: 'login', user: 'dave', password: 'pw' }, { op: 'xwho' }, { op: 'logout' }] }]);
+    const [r] = await imaplibSessions(port, [{ steps: [{ op: 'login', user: 'dave', password: PW }, { op: 'xwho' }, { op: 'logout' }] }]);
     t.equal(r!.steps[0]!.typ, 'OK', r!.steps[0]!.text);
     t.equal(whoOf(r!), hashed('dave'));
-    t.match(loginsOf(bs, 'dave'), [{ at: hashed('dave'), secure: true, password: 'pw' }]);
+    t.match(loginsOf(bs, 'dave'), [{ at: hashed('dave'), secure: true, password: PW }]);
     t.match(await closeOf(rt, 'dave'), { user: 'dave', backend: hashed('dave'), termination: { cause: 'normal' } });
   });
 
   t.test('--backend-tls starttls with --backend-ca: STARTTLS first, then the login; the client sees only the login answer', async (t) => {
     const bs = await backends(t, 'starttls');
     const { rt, port } = await tether(t, bs, ['--backend-tls', 'starttls', '--backend-ca', CA]);
-    const { wire, answer, who } = await rawLogin(port, 'a1 LOGIN erin pw\r\n', 'a1');
+    const { wire, answer, who } = await rawLogin(port, `a1 LOGIN erin ${PW}\r\n`, 'a1');
     t.teardown(() => {
       wire.close();
     });
     t.equal(who, hashed('erin'));
     t.equal(answer, `a1 OK [CAPABILITY IMAP4rev1 XWHO] ${who}: LOGIN completed\r\n`, 'nothing of the STARTTLS exchange reached the client');
     const b = bs.find((x) => x.name === who)!;
-    t.same(b.lines.slice(0, 3), ['tether0 STARTTLS', 'a1 LOGIN erin pw', 'w1 XWHO'], 'the backend saw STARTTLS, the login, XWHO');
+    t.same(b.lines.slice(0, 3), ['tether0 STARTTLS', `a1 LOGIN erin ${PW}`, 'w1 XWHO'], 'the backend saw STARTTLS, the login, XWHO');
     t.match(loginsOf(bs, 'erin'), [{ at: who, secure: true }]);
     wire.send('z LOGOUT\r\n');
     await wire.closed;
@@ -225,7 +228,7 @@ t.test('TLS toward the backend', (t) => {
   t.test('--backend-insecure: no verification', async (t) => {
     const bs = await backends(t, 'implicit');
     const { port } = await tether(t, bs, ['--backend-tls', 'tls', '--backend-insecure']);
-    const [r] = await imaplibSessions(port, [{ steps: [{ op: 'login', user: 'fay', password: 'pw' }, { op: 'xwho' }, { op: 'logout' }] }]);
+    const [r] = await imaplibSessions(port, [{ steps: [{ op: 'login', user: 'fay', password: PW }, { op: 'xwho' }, { op: 'logout' }] }]);
     t.equal(whoOf(r!), hashed('fay'));
     t.match(loginsOf(bs, 'fay'), [{ secure: true }]);
   });
@@ -240,7 +243,7 @@ t.test('TLS toward the backend', (t) => {
         wire.close();
       });
       await wire.waitFor(/\r\n/);
-      wire.send('a1 LOGIN gus secret-gus\r\n');
+      wire.send(`a1 LOGIN gus ${secret('imap-tls-gus')}\r\n`);
       t.equal(await wire.waitFor(/\r\n/), '* BYE [UNAVAILABLE] Backend unavailable, try again later\r\n', `${mode}: the client gets BYE`);
       const cc = await closeOf(rt, 'gus');
       t.match(cc, { user: 'gus', backend: hashed('gus'), termination: { cause: 'backend', stage: 'connect' } }, `${mode}: conn.close`);

@@ -25,6 +25,7 @@ import {
   type ImapWire,
   type PySession,
 } from '../helpers/imap-backend.js';
+import { secret } from '../helpers/secrets.js';
 
 const NAMES = ['a', 'b', 'c'] as const;
 
@@ -82,20 +83,22 @@ async function logout(wire: ImapWire): Promise<void> {
   await wire.closed;
 }
 
-/** Every secret the shared tether sees: none may ever appear in its output. */
+/** Every secret the shared tether sees (also in the registry): none may ever appear in its output. */
 const SECRETS: string[] = [];
-const secret = (s: string): string => {
+const kept = (s: string): string => {
   SECRETS.push(s);
   return s;
 };
+/** A password that is an IMAP atom, for the logins whose password is not the point. */
+const PW = secret('mail-atom');
 
 t.test('logins reach the backend exactly as the client sent them; refusals come back unchanged; nothing secret is logged', async (t) => {
   const bs = await backends(t);
-  const { rt, port } = await tether(t, bs, ['--log-level', 'debug']);
+  const { rt, port } = await tether(t, bs, ['--log-level', 'trace']);
   const closes: string[] = [];
 
   t.test('imaplib LOGIN with a quoted password holding " \\ and a space', async (t) => {
-    const password = secret('pa"ss\\ w0rd-q1');
+    const password = kept(secret('imap-quoted'));
     const [r] = await imaplibSessions(port, [{ steps: [{ op: 'login', user: 'alice', password }, { op: 'xwho' }, { op: 'logout' }] }]);
     t.equal(r!.error, undefined, 'connected');
     t.match(r!.welcome, /^\* OK \[CAPABILITY [^\]]*IMAP4rev1[^\]]*\] tether ready/, 'tether greeted');
@@ -110,10 +113,10 @@ t.test('logins reach the backend exactly as the client sent them; refusals come 
   });
 
   t.test('imaplib AUTHENTICATE PLAIN (response after "+ ")', async (t) => {
-    const password = secret('hunter 2"p2');
+    const password = kept(secret('imap-plain'));
     const [r] = await imaplibSessions(port, [{ steps: [{ op: 'plain', user: 'Bob', password }, { op: 'xwho' }, { op: 'logout' }] }]);
     t.equal(r!.steps[0]!.typ, 'OK', `authenticated (${r!.steps[0]!.text})`);
-    SECRETS.push(plainResponse('Bob', password));
+    kept(plainResponse('Bob', password));
     const who = whoOf(r!);
     t.equal(who, hashed('bob'), 'placed by the lower-cased authcid');
     t.match(lastLogin(bs, 'Bob'), { at: who, mechanism: 'plain', user: 'Bob', password, authzid: '', saslIr: false, ok: true });
@@ -122,7 +125,7 @@ t.test('logins reach the backend exactly as the client sent them; refusals come 
   });
 
   t.test('imaplib LOGIN with the password as a synchronizing literal (UTF-8, quotes, braces)', async (t) => {
-    const password = secret('pässwörd "x" {3}\\');
+    const password = kept(secret('imap-literal-utf8'));
     const [r] = await imaplibSessions(port, [{ steps: [{ op: 'login-literal', user: 'carol', password }, { op: 'xwho' }, { op: 'logout' }] }]);
     t.equal(r!.steps[0]!.typ, 'OK', `login OK (${r!.steps[0]!.text})`);
     const who = whoOf(r!);
@@ -136,7 +139,7 @@ t.test('logins reach the backend exactly as the client sent them; refusals come 
   });
 
   t.test('raw LOGIN with two synchronizing literals: tether asks for each, the backend asks again', async (t) => {
-    const password = secret('se cr"t3');
+    const password = kept(secret('imap-two-literals'));
     const wire = await imapWire(port);
     t.teardown(() => {
       wire.close();
@@ -160,7 +163,7 @@ t.test('logins reach the backend exactly as the client sent them; refusals come 
   });
 
   t.test('raw LOGIN with non-synchronizing literals {n+} and a command pipelined after it', async (t) => {
-    const password = secret('p4 {x}');
+    const password = kept(secret('imap-nonsync-literal'));
     const login = `a1 LOGIN {4+}\r\nerin {${String(password.length)}+}\r\n${password}\r\n`;
     const wire = await imapWire(port);
     t.teardown(() => {
@@ -177,8 +180,8 @@ t.test('logins reach the backend exactly as the client sent them; refusals come 
   });
 
   t.test('raw AUTHENTICATE PLAIN with an initial response (SASL-IR) is replayed with a "+" round', async (t) => {
-    const password = secret('Fr@nk pw5');
-    const ir = secret(plainResponse('frank', password, 'admin'));
+    const password = kept(secret('imap-sasl-ir'));
+    const ir = kept(plainResponse('frank', password, 'admin'));
     const { wire, answer, who } = await rawLogin(port, `a1 AUTHENTICATE PLAIN ${ir}\r\n`, 'a1');
     t.teardown(() => {
       wire.close();
@@ -193,8 +196,8 @@ t.test('logins reach the backend exactly as the client sent them; refusals come 
   });
 
   t.test('raw AUTHENTICATE PLAIN answered after tether\'s "+ "', async (t) => {
-    const password = secret('gr8-pw6');
-    const resp = secret(plainResponse('heidi', password));
+    const password = kept(secret('imap-sasl-continued'));
+    const resp = kept(plainResponse('heidi', password));
     const wire = await imapWire(port);
     t.teardown(() => {
       wire.close();
@@ -212,22 +215,23 @@ t.test('logins reach the backend exactly as the client sent them; refusals come 
   });
 
   t.test('raw LOGIN with quoted strings and escapes', async (t) => {
-    const sent = 'a1 LOGIN "gr\\"ace" "p\\\\a ss7"\r\n';
-    SECRETS.push('p\\a ss7', 'p\\\\a ss7');
+    const password = kept(secret('imap-escaped'));
+    const sent = 'a1 LOGIN "gr\\"ace" "p\\\\a ss7-grace"\r\n';
+    kept('p\\\\a ss7-grace');
     const { wire, answer, who } = await rawLogin(port, sent, 'a1');
     t.teardown(() => {
       wire.close();
     });
     t.equal(who, hashed('gr"ace'));
     t.equal(answer, `a1 OK [CAPABILITY IMAP4rev1 XWHO] ${who}: LOGIN completed\r\n`);
-    t.match(lastLogin(bs, 'gr"ace'), { at: who, user: 'gr"ace', password: 'p\\a ss7', raw: sent });
+    t.match(lastLogin(bs, 'gr"ace'), { at: who, user: 'gr"ace', password, raw: sent });
     await logout(wire);
     t.match(await closeOf(rt, 'gr"ace'), { user: 'gr"ace', backend: who });
     closes.push('gr"ace');
   });
 
   t.test('a refused password: the client sees the backend\'s NO unchanged; the next try goes to the same backend', async (t) => {
-    const good = secret('right-pw8');
+    const good = kept(secret('imap-retry-good'));
     const who = hashed('gina');
     const { wire, greeting, answer } = await rawLogin(port, `a1 LOGIN gina ${WRONG_PASSWORD}\r\n`, 'a1');
     t.teardown(() => {
@@ -251,7 +255,7 @@ t.test('logins reach the backend exactly as the client sent them; refusals come 
   });
 
   t.test('imaplib: a refused LOGIN, then a good one on the same connection', async (t) => {
-    const good = secret('ivan-pw9');
+    const good = kept(secret('imaplib-retry-good'));
     const [r] = await imaplibSessions(port, [
       { steps: [{ op: 'login', user: 'ivan', password: WRONG_PASSWORD }, { op: 'login', user: 'ivan', password: good }, { op: 'xwho' }, { op: 'logout' }] },
     ]);
@@ -294,10 +298,10 @@ t.test('login affinity: same user, same backend, from any source and in any case
   const spellings = [user, user.toUpperCase(), user[0]!.toUpperCase() + user.slice(1), user.replace(/[aeiou]/g, (v) => v.toUpperCase())];
   const sessions: PySession[] = [];
   for (let i = 0; i < 12; i++) {
-    sessions.push({ source: `127.0.0.${String(2 + i)}`, steps: [{ op: 'login', user: spellings[i % spellings.length]!, password: 'pw' }, { op: 'xwho' }, { op: 'logout' }] });
+    sessions.push({ source: `127.0.0.${String(2 + i)}`, steps: [{ op: 'login', user: spellings[i % spellings.length]!, password: PW }, { op: 'xwho' }, { op: 'logout' }] });
   }
   for (const other of ['zoe', 'yann']) {
-    for (let i = 0; i < 4; i++) sessions.push({ source: `127.0.0.${String(20 + i)}`, steps: [{ op: 'login', user: other, password: 'pw' }, { op: 'xwho' }, { op: 'logout' }] });
+    for (let i = 0; i < 4; i++) sessions.push({ source: `127.0.0.${String(20 + i)}`, steps: [{ op: 'login', user: other, password: PW }, { op: 'xwho' }, { op: 'logout' }] });
   }
   const rs = await imaplibSessions(keep.port, sessions);
   const who = (from: number, n: number): string[] => rs.slice(from, from + n).map(whoOf);
@@ -316,7 +320,7 @@ t.test('login affinity: same user, same backend, from any source and in any case
   const domains = Array.from({ length: 20 }, (_, i) => `d${String(i)}.example`);
   const d1 = domains[0]!;
   const d2 = domains.find((d) => hashed(`${user}@${d}`) !== hashed(`${user}@${d1}`))!;
-  const pair: PySession[] = [d1, d2].map((d, i) => ({ source: `127.0.0.${String(30 + i)}`, steps: [{ op: 'login', user: `${user}@${d}`, password: 'pw' }, { op: 'xwho' }, { op: 'logout' }] }));
+  const pair: PySession[] = [d1, d2].map((d, i) => ({ source: `127.0.0.${String(30 + i)}`, steps: [{ op: 'login', user: `${user}@${d}`, password: PW }, { op: 'xwho' }, { op: 'logout' }] }));
   const kept = (await imaplibSessions(keep.port, pair)).map(whoOf);
   t.same(kept, [hashed(`${user}@${d1}`), hashed(`${user}@${d2}`)], `--login-domain keep: ${user}@${d1} and @${d2} apart (${kept.join(', ')})`);
   const stripped = (await imaplibSessions(strip.port, [...pair, ...pair])).map(whoOf);
@@ -330,7 +334,7 @@ t.test('60 users over 3 backends: none gets more than 45%', async (t) => {
   const users = Array.from({ length: 60 }, (_, i) => `user${String(i).padStart(2, '0')}`);
   const rs = await imaplibSessions(
     port,
-    users.map((u, i) => ({ source: `127.0.0.${String(1 + (i % 50))}`, steps: [{ op: 'login', user: u, password: 'pw' }, { op: 'xwho' }, { op: 'logout' }] })),
+    users.map((u, i) => ({ source: `127.0.0.${String(1 + (i % 50))}`, steps: [{ op: 'login', user: u, password: PW }, { op: 'xwho' }, { op: 'logout' }] })),
     60_000,
   );
   const tally: Record<string, number> = {};
@@ -362,9 +366,9 @@ t.test('user directory', (t) => {
     const rs = await imaplibSessions(
       port,
       ['127.0.0.1', '127.0.0.2', '127.0.0.3', '127.0.0.4'].flatMap((source) => [
-        { source, steps: [{ op: 'login', user: 'alice', password: 'pw' }, { op: 'xwho' }, { op: 'logout' }] },
-        { source, steps: [{ op: 'login', user: 'ALICE', password: 'pw' }, { op: 'xwho' }, { op: 'logout' }] },
-        { source, steps: [{ op: 'login', user: 'zed', password: 'pw' }, { op: 'xwho' }, { op: 'logout' }] },
+        { source, steps: [{ op: 'login', user: 'alice', password: PW }, { op: 'xwho' }, { op: 'logout' }] },
+        { source, steps: [{ op: 'login', user: 'ALICE', password: PW }, { op: 'xwho' }, { op: 'logout' }] },
+        { source, steps: [{ op: 'login', user: 'zed', password: PW }, { op: 'xwho' }, { op: 'logout' }] },
       ] satisfies PySession[]),
     );
     t.same(rs.filter((_, i) => i % 3 !== 2).map(whoOf), Array<string>(8).fill(first), `alice (hash: ${h}) is sent to ${first} from every source`);
@@ -377,7 +381,7 @@ t.test('user directory', (t) => {
     const changed = Date.now();
     let got = '';
     for (let i = 0; i < 40 && got !== second; i++) {
-      const r = await rawLogin(port, 'a1 LOGIN alice pw\r\n', 'a1');
+      const r = await rawLogin(port, `a1 LOGIN alice ${PW}\r\n`, 'a1');
       got = r.who;
       r.wire.close();
       if (got !== second) await new Promise((r) => setTimeout(r, 100));
@@ -418,8 +422,8 @@ t.test('user directory', (t) => {
     const rs = await imaplibSessions(
       port,
       ['127.0.0.5', '127.0.0.6', '127.0.0.7'].flatMap((source) => [
-        { source, steps: [{ op: 'login', user: 'Bob', password: 'pw' }, { op: 'xwho' }, { op: 'logout' }] },
-        { source, steps: [{ op: 'plain', user: 'uma', password: 'pw' }, { op: 'xwho' }, { op: 'logout' }] },
+        { source, steps: [{ op: 'login', user: 'Bob', password: PW }, { op: 'xwho' }, { op: 'logout' }] },
+        { source, steps: [{ op: 'plain', user: 'uma', password: PW }, { op: 'xwho' }, { op: 'logout' }] },
       ] satisfies PySession[]),
     );
     t.same(rs.filter((_, i) => i % 2 === 0).map(whoOf), [bobAt, bobAt, bobAt], `bob (hash: ${hashed('bob')}) goes to ${bobAt}`);
@@ -433,7 +437,7 @@ t.test('user directory', (t) => {
     const bs = await backends(t);
     const dead = await deadPort();
     const { rt, port } = await tether(t, bs, ['--user-lookup', `http://127.0.0.1:${String(dead)}/lookup`]);
-    const rs = await imaplibSessions(port, [{ steps: [{ op: 'login', user: 'bob', password: 'pw' }, { op: 'xwho' }, { op: 'logout' }] }]);
+    const rs = await imaplibSessions(port, [{ steps: [{ op: 'login', user: 'bob', password: PW }, { op: 'xwho' }, { op: 'logout' }] }]);
     t.equal(rs[0]!.steps[0]!.typ, 'OK');
     t.equal(whoOf(rs[0]!), hashed('bob'), 'placed by hash');
     t.match(await rt.waitFor((l) => l.event === 'directory.error', 5_000), { level: 'warn', source: 'user-lookup' });
@@ -460,7 +464,7 @@ t.test('bad input ends in a protocol error or a clean close, and tether keeps se
   const { rt, port } = await tether(t, bs, ['--login-timeout', '500ms']);
   const accepted = (): number => bs.reduce((n, b) => n + b.accepted(), 0);
   const stillServes = async (t: Test, user: string): Promise<void> => {
-    const r = await rawLogin(port, `a1 LOGIN ${user} pw\r\n`, 'a1');
+    const r = await rawLogin(port, `a1 LOGIN ${user} ${PW}\r\n`, 'a1');
     t.equal(r.who, hashed(user), `the next client (${user}) is served`);
     r.wire.close();
   };
@@ -503,10 +507,10 @@ t.test('bad input ends in a protocol error or a clean close, and tether keeps se
     const big = await newClient(t);
     big.send('a LOGIN {40}\r\n');
     await big.waitFor(/\r\n/);
-    big.send('alice secret\r\nb NOOP\r\n');
+    big.send(`alice ${PW}\r\nb NOOP\r\n`);
     t.equal(await big.waitFor(/\r\n/, 5_000), '* BYE Autologout; login took too long\r\n', 'the literal swallowed the rest; then the timeout');
     const small = await newClient(t);
-    small.send('a LOGIN {3}\r\nalice secret\r\n');
+    small.send(`a LOGIN {3}\r\nalice ${PW}\r\n`);
     t.match(await small.waitFor(/\r\n/), /^a BAD .*\r\n$/, 'BAD for what follows the short literal');
     small.send('b NOOP\r\n');
     t.equal(await small.waitFor(/\r\n/), 'b OK NOOP completed\r\n', 'and the connection goes on');
@@ -564,7 +568,7 @@ t.test('bad input ends in a protocol error or a clean close, and tether keeps se
     t.match(await wire.waitFor(/\r\n/), /^s4 BAD .*\r\n$/, 'LOGIN without a password: BAD');
     wire.send('s5 NOOP\r\ns6 ID NIL\r\n');
     t.equal(await wire.waitFor(/^s6 .*\r\n/m), 's5 OK NOOP completed\r\n* ID NIL\r\ns6 OK ID completed\r\n', 'tether answers NOOP and ID itself');
-    wire.send('s7 LOGIN kim pw\r\ns8 SELECT INBOX\r\n');
+    wire.send(`s7 LOGIN kim ${PW}\r\ns8 SELECT INBOX\r\n`);
     t.match(await wire.waitFor(/^s8 .*\r\n/m), new RegExp(`^s7 OK .*${hashed('kim')}: LOGIN completed\\r\\n\\* 0 EXISTS\\r\\ns8 OK `), 'after the login, SELECT reaches the backend');
   });
 

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { runTetherToExit } from '../helpers/run-tether.js';
 import { waitForCount, tetherOnLoopback as tether, connCloses as closes, keyKind } from '../helpers/e2e-tools.js';
 import { curl, nodeGet, startHttpBackend, type HttpBackend } from '../helpers/http-backend.js';
+import { secret } from '../helpers/secrets.js';
 
 const NAMES = ['a', 'b', 'c'] as const;
 const SOURCES = ['127.0.0.1', '127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'];
@@ -44,12 +45,12 @@ t.test('key-module', async (t) => {
     const acme: string[] = [];
     const globex: string[] = [];
     for (const src of SOURCES) {
-      acme.push((await curl(port, '/', ['-H', 'X-Tenant: acme-corp'], { source: src })).backend);
-      globex.push((await nodeGet(port, '/', { headers: { 'X-Tenant': 'globex-inc' }, localAddress: src })).backend);
+      acme.push((await curl(port, '/', ['-H', `X-Tenant: ${secret('tenant-acme')}`], { source: src })).backend);
+      globex.push((await nodeGet(port, '/', { headers: { 'X-Tenant': secret('tenant-globex') }, localAddress: src })).backend);
     }
-    t.ok(NAMES.includes(acme[0] as (typeof NAMES)[number]), `acme-corp answered by ${acme[0]!}`);
-    t.same(new Set(acme).size, 1, `acme-corp on one backend (${acme.join(' ')})`);
-    t.same(new Set(globex).size, 1, `globex-inc on one backend (${globex.join(' ')})`);
+    t.ok(NAMES.includes(acme[0] as (typeof NAMES)[number]), `${secret('tenant-acme')} answered by ${acme[0]!}`);
+    t.same(new Set(acme).size, 1, `${secret('tenant-acme')} on one backend (${acme.join(' ')})`);
+    t.same(new Set(globex).size, 1, `${secret('tenant-globex')} on one backend (${globex.join(' ')})`);
     t.not(acme[0], globex[0], 'round robin placed the two tenants apart');
     const none: string[] = [];
     for (let i = 0; i < 3; i++) none.push((await curl(port, '/', [], { source: '127.0.0.9' })).backend);
@@ -64,7 +65,9 @@ t.test('key-module', async (t) => {
 
   t.test('the module sees the client address and the parsed request', async (t) => {
     const { port } = await tether(t, [...backendFlags(bs), '--affinity', 'key-module', '--key-module', path.join(dir, 'inspect.mjs')]);
-    const r = await curl(port, '/shop/cart?t=1&u=x%20y', ['-H', 'Host: Shop.Example:8080', '-H', 'X-Tenant: initech', '-b', 'a=1; b=two'], { source: '127.0.0.3' });
+    const tenant = secret('tenant-initech');
+    const cookie = secret('key-module-cookie');
+    const r = await curl(port, '/shop/cart?t=1&u=x%20y', ['-H', 'Host: Shop.Example:8080', '-H', `X-Tenant: ${tenant}`, '-b', `a=1; b=${cookie}`], { source: '127.0.0.3' });
     t.ok(NAMES.includes(r.backend as (typeof NAMES)[number]), 'served');
     const inputs = readFileSync(path.join(dir, 'inputs.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     t.equal(inputs.length, 1, 'key() ran once for the one connection');
@@ -78,8 +81,8 @@ t.test('key-module', async (t) => {
         method: 'GET',
         target: '/shop/cart?t=1&u=x%20y',
         host: 'shop.example',
-        headers: { host: 'Shop.Example:8080', 'x-tenant': 'initech' },
-        cookies: { a: '1', b: 'two' },
+        headers: { host: 'Shop.Example:8080', 'x-tenant': tenant },
+        cookies: { a: '1', b: cookie },
         query: { t: '1', u: 'x y' },
       },
     });

@@ -8,6 +8,10 @@ import { runTether, type LogLine, type RunningTether } from '../helpers/run-teth
 import { deadPort } from '../helpers/named-backend.js';
 import { imaplibSessions, imapWire, startImapBackend } from '../helpers/imap-backend.js';
 import { poplibSessions, startPop3Backend } from '../helpers/pop3-backend.js';
+import { secret } from '../helpers/secrets.js';
+
+/** The password of every login here (an IMAP atom, from the secret registry). */
+const PW = secret('mail-atom');
 
 const IMAP_BYE = '* BYE [UNAVAILABLE] Backend unavailable, try again later\r\n';
 const POP3_ERR = '-ERR [SYS/TEMP] Backend unavailable, try again later\r\n';
@@ -36,7 +40,7 @@ async function hangsUpAfterGreeting(t: Test, greeting: string): Promise<number> 
 async function imapLoginAnswer(port: number): Promise<{ line: string; fin: boolean }> {
   const wire = await imapWire(port);
   await wire.waitFor(/\r\n/);
-  wire.send('a1 LOGIN fay secret\r\n');
+  wire.send(`a1 LOGIN fay ${PW}\r\n`);
   const line = await wire.waitFor(/\r\n/);
   await Promise.race([wire.closed, new Promise((r) => setTimeout(r, 5_000))]);
   const fin = wire.gotEnd();
@@ -56,7 +60,7 @@ function pop3PassAnswer(port: number): Promise<{ lines: string[]; fin: boolean }
       got += d.toString('latin1');
       const n = got.split('\r\n').length - 1;
       if (n === 1 && !got.includes('USER')) s.write('USER fay\r\n');
-      if (n === 2) s.write('PASS secret\r\n');
+      if (n === 2) s.write(`PASS ${PW}\r\n`);
     });
     s.on('end', () => (fin = true));
     s.on('close', () => {
@@ -73,7 +77,7 @@ t.test('IMAP: no backend can be dialled → BYE [UNAVAILABLE], then FIN', async 
   t.ok(raw.fin, 'then a FIN');
   await rt.waitFor(closeWith('ECONNREFUSED'));
 
-  const [r] = await imaplibSessions(port, [{ steps: [{ op: 'login', user: 'gus', password: 'pw' }] }]);
+  const [r] = await imaplibSessions(port, [{ steps: [{ op: 'login', user: 'gus', password: PW }] }]);
   t.equal(r?.steps[0]?.typ, 'error', 'imaplib: the login fails');
   t.match(r?.steps[0]?.text, /UNAVAILABLE\] Backend unavailable/, `imaplib reports the BYE: ${String(r?.steps[0]?.text)}`);
 });
@@ -87,7 +91,7 @@ t.test('IMAP: the queue times out → BYE [UNAVAILABLE]', async (t) => {
     first.close();
   });
   await first.waitFor(/\r\n/);
-  first.send('a1 LOGIN holder pw\r\n');
+  first.send(`a1 LOGIN holder ${PW}\r\n`);
   await first.waitFor(/^a1 OK/m);
   const raw = await imapLoginAnswer(port);
   t.equal(raw.line, IMAP_BYE, 'the waiting client gets BYE [UNAVAILABLE]');
@@ -110,7 +114,7 @@ t.test('POP3: no backend can be dialled → -ERR [SYS/TEMP], then FIN', async (t
   t.ok(raw.fin, 'then a FIN');
   await rt.waitFor(closeWith('ECONNREFUSED'));
 
-  const [r] = await poplibSessions(port, [{ steps: [{ op: 'user', user: 'gus', password: 'pw' }] }]);
+  const [r] = await poplibSessions(port, [{ steps: [{ op: 'user', user: 'gus', password: PW }] }]);
   t.match(r?.steps[0], { status: 'error', text: POP3_ERR.trimEnd() }, 'poplib: PASS fails with the SYS/TEMP answer');
 });
 
@@ -126,7 +130,7 @@ t.test('POP3: a backend that works still serves (the answer is only for failures
   const b = await startPop3Backend('a');
   t.teardown(() => b.close());
   const { port } = await tether(t, 'pop3', [`a=127.0.0.1:${String(b.port)}`]);
-  const [r] = await poplibSessions(port, [{ steps: [{ op: 'user', user: 'gus', password: 'pw' }, { op: 'xwho' }, { op: 'quit' }] }]);
+  const [r] = await poplibSessions(port, [{ steps: [{ op: 'user', user: 'gus', password: PW }, { op: 'xwho' }, { op: 'quit' }] }]);
   t.match(r?.steps.map((s) => s.status), ['ok', 'ok', 'ok']);
   t.match(r?.steps[1]?.text, /a/);
 });

@@ -9,6 +9,7 @@ import tls from 'node:tls';
 import { pkiFiles } from '../helpers/e2e-tools.js';
 import { runTether, type LogLine, type RunningTether } from '../helpers/run-tether.js';
 import { startImapBackend, type ImapBackendTls } from '../helpers/imap-backend.js';
+import { secret } from '../helpers/secrets.js';
 
 const files = await pkiFiles(t.testdir());
 const { pki } = files;
@@ -61,7 +62,7 @@ async function connect(t: Test, port: number, secure: boolean): Promise<Wire> {
 async function loggedIn(t: Test, port: number, secure: boolean, user: string): Promise<Wire> {
   const w = await connect(t, port, secure);
   await w.waitFor(/^\* OK .*\r\n/);
-  w.send(`a1 LOGIN ${user} pw\r\n`);
+  w.send(`a1 LOGIN ${user} ${secret('mail-atom')}\r\n`);
   await w.waitFor(/^a1 OK .*\r\n/m);
   w.send('a2 XWHO\r\n');
   await w.waitFor(/^a2 OK .*\r\n/m);

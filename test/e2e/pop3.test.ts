@@ -13,18 +13,20 @@ import { rendezvousPick } from '../../lib/place/rendezvous.js';
 import { runTether, type LogLine, type RunningTether } from '../helpers/run-tether.js';
 import { waitForCount } from '../helpers/e2e-tools.js';
 import { poplibSessions, startPop3Backend, WRONG_PASSWORD, type Pop3Backend, type Pop3Login, type PopSessionResult, type PopStep } from '../helpers/pop3-backend.js';
+import { saslPlain, userPassword } from '../helpers/secrets.js';
 
 const NAMES = ['a', 'b', 'c'] as const;
 
 /** Where tether's default balance (weighted rendezvous, weights 1) puts login key `key`. */
 const hashed = (key: string): string => rendezvousPick(NAMES.map((name) => ({ name, weight: 1 })), tableKey({ kind: 'login', value: key }))?.name ?? '';
 
-const b64Plain = (user: string, password: string, authzid = ''): string => Buffer.from(`${authzid}\0${user}\0${password}`, 'utf8').toString('base64');
+/** A SASL PLAIN response as poplib sends it (recorded in the secret registry). */
+const b64Plain = saslPlain;
 
-/** Every secret a tether saw (passwords, PLAIN responses): none may appear in its output. */
+/** Every secret a tether saw (passwords, PLAIN responses; all in the registry): none may appear in its output. */
 const SECRETS: string[] = [];
 const secret = (user: string): string => {
-  const s = `pw-${user}-S3cr3t!`;
+  const s = userPassword(user);
   SECRETS.push(s, b64Plain(user, s), b64Plain(user, s, 'admin'));
   return s;
 };
@@ -44,7 +46,7 @@ async function tether(t: Test, bs: readonly Pop3Backend[], extra: readonly strin
     '--affinity',
     'login',
     '--log-level',
-    'debug',
+    'trace',
     ...bs.flatMap((b) => ['--backend', `${b.name}=127.0.0.1:${b.port}`]),
     ...extra,
   ]);
@@ -60,7 +62,7 @@ async function noSecretsLogged(t: Test, rt: RunningTether): Promise<void> {
   t.same(
     SECRETS.filter((s) => out.includes(s)),
     [],
-    'no password or PLAIN response in the output (--log-level debug)',
+    'no password or PLAIN response in the output (--log-level trace)',
   );
 }
 

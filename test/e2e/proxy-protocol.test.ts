@@ -6,6 +6,7 @@ import net from 'node:net';
 import t, { type Test } from 'tap';
 import { runTether, type RunningTether } from '../helpers/run-tether.js';
 import { imapWire } from '../helpers/imap-backend.js';
+import { secret } from '../helpers/secrets.js';
 
 interface Recording {
   readonly port: number;
@@ -184,7 +185,7 @@ t.test('imap: the header goes out before the backend greeting is read', async (t
   const wire = await imapWire(port, { source: '127.0.0.3' });
   t.teardown(() => { wire.close(); });
   await wire.waitFor(/\r\n/);
-  wire.send('a1 LOGIN alice secret\r\n');
+  wire.send(`a1 LOGIN alice ${secret('mail-atom')}\r\n`);
   t.match(await wire.waitFor(/^a1 .*\r\n/m), /a1 OK/);
   t.same(firstLines, [`PROXY TCP4 127.0.0.3 127.0.0.1 ${String(wire.socket.localPort)} ${String(port)}`]);
 });

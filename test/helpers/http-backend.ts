@@ -7,6 +7,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { register } from './secrets.js';
 
 /** Which session cookie a backend sets on a request that does not carry it. */
 export type SessionCookie =
@@ -27,7 +28,7 @@ export interface HttpBackend {
   readonly name: string;
   readonly port: number;
   readonly requests: SeenRequest[];
-  /** The session cookie values this backend issued. */
+  /** The session cookie values this backend issued (each recorded in the secret registry). */
   readonly issued: string[];
   close(): Promise<void>;
 }
@@ -77,11 +78,11 @@ export function startHttpBackend(name: string, opts: { cookie?: SessionCookie } 
     // A random value per session, as a real application server would issue.
     const session = `s${String(nextSession++)}x${randomBytes(8).toString('hex')}`;
     if (cookie === 'jsessionid' && cookieOf(req, 'JSESSIONID') === undefined) {
-      issued.push(`${session}.${name}`);
+      issued.push(register('cookie', `${session}.${name}`, 'issued'));
       res.setHeader('Set-Cookie', `JSESSIONID=${session}.${name}; Path=/; HttpOnly`);
     }
     if (cookie === 'session' && cookieOf(req, 'SESSION') === undefined) {
-      issued.push(session);
+      issued.push(register('cookie', session, 'issued'));
       res.setHeader('Set-Cookie', `SESSION=${session}; Path=/`);
     }
     req.resume();

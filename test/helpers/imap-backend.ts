@@ -13,6 +13,7 @@ import type { KeyAndCert } from '../../fixtures/pki.js';
 import { tableKey } from '../../lib/affinity/chain.js';
 import { rendezvousPick } from '../../lib/place/rendezvous.js';
 import { pythonJson } from './python-json.js';
+import { CATALOGUE, receivedAtBackend, saslPlain } from './secrets.js';
 
 /** Bound on one client's whole exchange; a loopback login takes milliseconds. */
 const CLIENT_TIMEOUT_MS = 10_000;
@@ -32,7 +33,7 @@ export interface BackendLogin {
   readonly raw: string;
   /** Whether the connection was TLS when the login arrived. */
   readonly secure: boolean;
-  /** Whether the backend accepted it (every password but `wrong`). */
+  /** Whether the backend accepted it (every password but WRONG_PASSWORD). */
   readonly ok: boolean;
 }
 
@@ -52,7 +53,7 @@ export interface ImapBackend {
 }
 
 /** The password every backend refuses. */
-export const WRONG_PASSWORD = 'wrong';
+export const WRONG_PASSWORD: string = CATALOGUE.wrong.value;
 
 interface Token {
   readonly kind: 'atom' | 'quoted' | 'literal';
@@ -164,6 +165,7 @@ function session(first: net.Socket, o: SessionOptions): void {
     if (!sock.destroyed) sock.write(s);
   };
   const record = (l: Omit<BackendLogin, 'secure' | 'ok'>, tag: string): void => {
+    receivedAtBackend(l.password, `imap backend ${o.name}`);
     const ok = l.password !== WRONG_PASSWORD;
     o.logins.push({ ...l, secure, ok });
     if (ok) {
@@ -581,10 +583,8 @@ export function whoOf(r: PySessionResult): string {
   return r.steps.filter((s) => s.op === 'xwho').at(-1)?.who ?? '';
 }
 
-/** A SASL PLAIN response, base64 (authzid NUL user NUL password). */
-export function plainResponse(user: string, password: string, authzid = ''): string {
-  return Buffer.from(`${authzid}\0${user}\0${password}`, 'utf8').toString('base64');
-}
+/** A SASL PLAIN response, base64 (authzid NUL user NUL password), recorded in the secret registry. */
+export const plainResponse = saslPlain;
 
 /**
  * Where tether's `hash` balance (weighted rendezvous, every weight 1) puts login key `key`

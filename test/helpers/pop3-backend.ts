@@ -10,9 +10,10 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { KeyAndCert } from '../../fixtures/pki.js';
 import { pythonJson } from './python-json.js';
+import { CATALOGUE, receivedAtBackend } from './secrets.js';
 
 /** The password every backend refuses. */
-export const WRONG_PASSWORD = 'wrong';
+export const WRONG_PASSWORD: string = CATALOGUE.wrong.value;
 /** The backend drops a client whose line grows past this. */
 const MAX_BACKEND_LINE = 64 * 1024;
 
@@ -29,7 +30,7 @@ export interface Pop3Login {
   readonly raw: string;
   /** Whether the connection was TLS when the login arrived. */
   readonly secure: boolean;
-  /** Whether the backend accepted it (every password but `wrong`). */
+  /** Whether the backend accepted it (every password but WRONG_PASSWORD). */
   readonly ok: boolean;
 }
 
@@ -72,6 +73,7 @@ function session(first: net.Socket, o: SessionOptions): void {
     if (!sock.destroyed) sock.write(s);
   };
   const record = (l: Omit<Pop3Login, 'secure' | 'ok'>): void => {
+    receivedAtBackend(l.password, `pop3 backend ${o.name}`);
     const ok = l.password !== WRONG_PASSWORD;
     o.logins.push({ ...l, secure, ok });
     if (ok) {

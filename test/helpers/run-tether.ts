@@ -1,8 +1,10 @@
 // Spawns the real `node bin/tether` as a user would, collects its pino JSON lines, and waits
-// for events. Teardown sends SIGTERM to the child (by PID) and waits for it to exit.
+// for events. Teardown sends SIGTERM to the child (by PID) and waits for it to exit. Every byte
+// of its stdout and stderr is also kept on disk for the privacy check (tether-logs.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { teeTetherOutput } from './tether-logs.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BIN = path.join(ROOT, 'bin', 'tether');
@@ -40,6 +42,7 @@ export async function runTether(
   const argv = [process.execPath, BIN, ...args];
   const [file, ...rest] = opts.launcher ? [...opts.launcher, ...argv] : argv;
   const child = spawn(file ?? process.execPath, rest, { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
+  const tee = teeTetherOutput(child.pid, args);
   const lines: LogLine[] = [];
   const ports: number[] = [];
   let out = '';
@@ -47,6 +50,7 @@ export async function runTether(
   let pending = '';
   const waiters: { pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
   child.stdout.on('data', (d: Buffer) => {
+    tee.stdout(d);
     out += d.toString();
     pending += d.toString();
     let nl;
@@ -70,12 +74,17 @@ export async function runTether(
     }
   });
   child.stderr.on('data', (d: Buffer) => {
+    tee.stderr(d);
     err += d.toString();
   });
   const exited = new Promise<number | null>((resolve) => {
     child.on('exit', (code) => {
       resolve(code);
     });
+  });
+  // 'close' comes after the last stdout/stderr data, 'exit' may come before it.
+  child.on('close', () => {
+    tee.close();
   });
   const waitFor = (pred: (l: LogLine) => boolean, ms = 10_000): Promise<LogLine> => {
     const seen = lines.find(pred);

@@ -10,13 +10,20 @@ import { createLogger, type Logger } from '../../lib/log.js';
 import { AffinityTable } from '../../lib/place/affinity-table.js';
 import { checkStateFile, readStateFile, startStateSaver, writeStateFile, type TableRef } from '../../lib/state/state-file.js';
 import { parseState } from '../../lib/state/table-state.js';
+import { recordLoggerLine } from '../helpers/tether-logs.js';
+import { secret } from '../helpers/secrets.js';
 
 const IDLE_MS = 60_000;
 
-/** A logger whose lines land in `lines` (parsed), synchronously. */
+/** A logger whose lines land in `lines` (parsed), synchronously, and in the privacy check's log dir. */
 function memoryLogger(level: 'info' | 'debug' = 'debug'): { logger: Logger; lines: Record<string, unknown>[] } {
   const lines: Record<string, unknown>[] = [];
-  const logger = createLogger(level, { write: (s: string) => lines.push(JSON.parse(s) as Record<string, unknown>) });
+  const logger = createLogger(level, {
+    write: (s: string) => {
+      recordLoggerLine(s);
+      lines.push(JSON.parse(s) as Record<string, unknown>);
+    },
+  });
   return { logger, lines };
 }
 
@@ -115,10 +122,11 @@ t.test('a valid file fills the tables it names; the log counts entries and drops
   const dir = t.testdir({});
   const file = path.join(dir, 'tether.state');
   const now = 10 * IDLE_MS;
+  const cookie = secret('state-cookie');
   await writeStateFile(
     file,
     [
-      { frontend: 'web', pool: 'default', table: table([['secret-cookie', 'a', now - 10], ['k-old', 'a', now - IDLE_MS + 5], ['k-removed-backend', 'x', now - 5]]) },
+      { frontend: 'web', pool: 'default', table: table([[cookie, 'a', now - 10], ['k-old', 'a', now - IDLE_MS + 5], ['k-removed-backend', 'x', now - 5]]) },
       { frontend: 'web', pool: 'renamed', table: table([['k-pool-gone', 'a', now]]) },
       { frontend: 'gone', pool: 'default', table: table([['k-frontend-gone', 'a', now]]) },
     ],
@@ -131,9 +139,9 @@ t.test('a valid file fills the tables it names; the log counts entries and drops
   loader.restore('web', 'default', tb, new Set(['a', 'b']));
   loader.restore('web', 'other', new AffinityTable(IDLE_MS, 10), new Set(['a']));
   loader.report(logger);
-  t.same([...tb.list(later)], [{ key: 'secret-cookie', backend: 'a', lastUsedMs: now - 10 }]);
+  t.same([...tb.list(later)], [{ key: cookie, backend: 'a', lastUsedMs: now - 10 }]);
   t.match(events(lines, 'state.loaded'), [{ level: 'info', entries: 1, dropped: 4, file }]);
-  t.notOk(JSON.stringify(lines).includes('secret-cookie'), 'no key value in the log');
+  t.notOk(JSON.stringify(lines).includes(cookie), 'no key value in the log');
 });
 
 t.test('the saver saves every interval (debug) and once more on stop (info)', async (t) => {

@@ -14,6 +14,13 @@ import { describeFileError, readFileBounded } from '../files/read.js';
  */
 export const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
 
+/**
+ * Configs of this size or more are parsed in a worker. YAML costs far more than its size
+ * suggests: 227 KB of a repeated broken mapping took 1.2 s and 57 MB; a config is a few KiB,
+ * and one of 16 KiB parses inline in well under 100 ms even when it is that bad.
+ */
+const CONFIG_INLINE_BELOW = 16 * 1024;
+
 /** Where the yaml package's CommonJS entry is, for the worker's `require`. */
 const YAML_PATH = createRequire(import.meta.url).resolve('yaml');
 
@@ -51,7 +58,7 @@ export async function loadConfigFile(path: string): Promise<{ config: Config; is
   }
   let parsed: Parsed;
   try {
-    parsed = await parseOffThread(parseConfigText, bytes, YAML_PATH);
+    parsed = await parseOffThread(parseConfigText, bytes, YAML_PATH, { inlineBelow: CONFIG_INLINE_BELOW });
   } catch (e) {
     throw new TetherError('TETHER_ERR_CONFIG_FILE', `cannot parse config file ${path}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }

@@ -63,12 +63,17 @@ export class OffThreadError extends Error {
 type Reply<R> = { ok: true; value: R } | { ok: false; message: string; name: string };
 
 /**
- * Runs `parse(bytes, arg)`: inline when `bytes` is small, else in a worker (the bytes' memory is
+ * Runs `parse(bytes, arg)`: inline when `bytes` is below `inlineBelow` (OFF_THREAD_BYTES), else in a worker (the bytes' memory is
  * transferred, so `bytes` is unusable afterwards). Rejects with the parse's own error inline,
  * with OffThreadError from the worker, or with an Error for a timeout or an out-of-memory worker.
  */
-export async function parseOffThread<A, R>(parse: Parse<A, R>, bytes: Buffer, arg: A, opts: { timeoutMs?: number; heapMb?: number } = {}): Promise<R> {
-  if (bytes.length < OFF_THREAD_BYTES) return parse(bytes, arg, localRequire).value;
+export async function parseOffThread<A, R>(
+  parse: Parse<A, R>,
+  bytes: Buffer,
+  arg: A,
+  opts: { timeoutMs?: number; heapMb?: number; inlineBelow?: number } = {},
+): Promise<R> {
+  if (bytes.length < (opts.inlineBelow ?? OFF_THREAD_BYTES)) return parse(bytes, arg, localRequire).value;
   const timeoutMs = opts.timeoutMs ?? PARSE_TIMEOUT_MS;
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,

@@ -146,7 +146,7 @@ t.test('--config replaced by a FIFO, /dev/zero or a 5 MiB file: SIGHUP is refuse
     t.match(r, { event: 'reload.failed', code: 'TETHER_ERR_CONFIG_FILE', errors: [s.error] }, `${s.name}: refused with the reason`);
     t.equal(await within(whoAnswers(port), REFUSE_MS, `traffic after ${s.name}`), 'a', `${s.name}: the running configuration keeps serving`);
   }
-  // Over OFF_THREAD_BYTES (256 KiB): parsed in a worker, and applied like any other.
+  // Over 16 KiB (CONFIG_INLINE_BELOW): parsed in a worker, and applied like any other.
   writeFileSync(path.join(dir, 'padded'), yaml(b!, 600 * 1024 / 80));
   renameSync(path.join(dir, 'padded'), config);
   t.match(await hangup(rt, n + 1), { event: 'reload.done' }, 'a 600 KiB config reloads');

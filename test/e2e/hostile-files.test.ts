@@ -10,6 +10,7 @@ import t, { type Test } from 'tap';
 import { runTether, runTetherToExit, type LogLine, type RunningTether } from '../helpers/run-tether.js';
 import { startBackend, whoAnswers, type TestBackend } from '../helpers/named-backend.js';
 import { errorLines, pkiFiles, waitForCount, within } from '../helpers/e2e-tools.js';
+import { userPassword } from '../helpers/secrets.js';
 import { loginWinner, rawLogin, startImapBackend, type ImapBackend } from '../helpers/imap-backend.js';
 
 /** Bound on anything that used to hang: a refusal is immediate, so 5 s is all slack. */
@@ -78,7 +79,7 @@ t.test('--user-map replaced by a FIFO at run time: logins go on from the last go
   t.teardown(() => rt.stop());
   const port = rt.ports[0]!;
   const login = async (what: string): Promise<string> => {
-    const r = await within(rawLogin(port, 'a1 LOGIN alice pw\r\n', 'a1'), REFUSE_MS, what);
+    const r = await within(rawLogin(port, `a1 LOGIN alice ${userPassword('alice')}\r\n`, 'a1'), REFUSE_MS, what);
     r.wire.close();
     return r.who;
   };

@@ -23,6 +23,7 @@ import { greetAndEcho, startBackend, type TestBackend } from '../test/helpers/na
 import { adminOk, sourceAddress } from './admin-client.js';
 import { killAllNow, spawnNode, stopAll, stopChild, waitForListenPort, waitForPort, type Child } from './children.js';
 import { fmt, sleep, table } from './format.js';
+import { freePort } from './ops.js';
 import { quantile } from './load.js';
 import { readCpuNs, readRssKib } from './proc-stats.js';
 import { judgeSoak, renderVerdict, type SoakPeak, type SoakReading } from './soak-verdict.js';
@@ -339,20 +340,6 @@ function watchPeaks(pid: number, adminPort: number): { stop(): Promise<Watched>;
       return { peak: { ...peak }, rssTenthsKib };
     },
   };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen({ host: HOST, port: 0 }, () => {
-      const a = server.address();
-      const port = a !== null && typeof a === 'object' ? a.port : 0;
-      server.close(() => {
-        resolve(port);
-      });
-    });
-  });
 }
 
 function parseSettings(): Settings {

@@ -90,11 +90,6 @@ export class UserDirectory {
 
   constructor(private readonly o: DirectoryOptions) {}
 
-  /** Users in the map (for the log). */
-  get mapSize(): number {
-    return this.map.size;
-  }
-
   /** Reads the map file now; rejects when it cannot be read (a start-up error). */
   async load(): Promise<void> {
     if (this.o.mapFile === undefined) return;

@@ -3,16 +3,16 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { UserDirectory, loginKey } from './affinity/directory.js';
-import { loginAtBackend, type BackendTls } from './connect/replay.js';
-import { converse, type ConverseOptions } from './greet/converse.js';
+import { loginAtBackend } from './connect/replay.js';
+import { converse } from './greet/converse.js';
 import { MAX_BAD_BEFORE_LOGIN, MAX_COMMANDS_BEFORE_LOGIN, type Login } from './greet/dialogue.js';
 import { closeListeners, listenAll, type Listener } from './accept/listen.js';
 import { expandListen, type BindAddress } from './accept/port-range.js';
 import type { Activation } from './systemd/activation.js';
-import { compileAcl, type CompiledAcl } from './accept/acl.js';
+import { compileAcl } from './accept/acl.js';
 import { acceptLimit, Throttle, type LimitName } from './accept/limits.js';
 import { holdWhile } from './connect/hold.js';
-import { isFdShortage, watchFds, type FdWatch } from './accept/fd-watch.js';
+import { isFdShortage, watchFds } from './accept/fd-watch.js';
 import { unavailableReply } from './connect/unavailable.js';
 import { WaitQueue, waitTermination } from './place/queue.js';
 import { readProxyHeader } from './accept/proxy-header.js';
@@ -25,8 +25,8 @@ import { MAX_PRELUDE_BYTES } from './config/defaults.js';
 import { peek } from './peek/collect.js';
 import { responseHeadRewriter, tlsLearner, type Pin } from './pipe/learn.js';
 import { selectPool } from './place/route.js';
-import { realTimers, type Clock, type Rng, type Timers } from './clock.js';
-import type { BackendSpec, BalanceKind, Config, FrontendConfig } from './config/types.js';
+import { realTimers } from './clock.js';
+import type { BackendSpec, Config, FrontendConfig } from './config/types.js';
 import { dial } from './connect/dial.js';
 import { TICKET_PROBE_INTERVAL_MS, probeTicketKeyName } from './connect/ticket-probe.js';
 import { TetherError, errorCode, type Termination } from './errors.js';
@@ -34,10 +34,11 @@ import type { Facts } from './facts.js';
 import { EVENTS, flushSoon, keyHash, type Logger } from './log.js';
 import { splice, type Splice, type SpliceOptions } from './pipe/splice.js';
 import { AffinityTable } from './place/affinity-table.js';
-import { createBalancer, type Balancer } from './place/balance.js';
+import { createBalancer } from './place/balance.js';
 import { place, type Placement } from './place/place.js';
 import { Pool, type Backend } from './place/pool.js';
 import { startHealthChecks } from './health/monitor.js';
+import { newFrontendStats, type Deps, type Frontend, type FrontendStats, type MailRuntime, type OpenConn, type PoolRuntime, type ReloadReport, type RunningFrontend, type Shared, type Tether } from './runtime/types.js';
 
 /** Time for a backend's greeting, STARTTLS and login answer, on top of the connect timeout. */
 const BACKEND_LOGIN_EXTRA_MS = 10_000;
@@ -52,42 +53,9 @@ const STOP_RELOAD_WAIT_MS = 6_000;
 /** How long a client we could not place or connect may linger before we drop it. */
 const REFUSE_LINGER_MS = 2_000;
 
-export interface Deps {
-  readonly logger: Logger;
-  readonly clock: Clock;
-  readonly rng: Rng;
-  /** Fills each affinity table as it is built, before any listener accepts (--state-file). */
-  readonly restore?: (frontend: string, pool: string, table: AffinityTable, backendNames: ReadonlySet<string>) => void;
-  /** For the pools' wait queues; real timers when absent. */
-  readonly timers?: Timers;
-}
-
 /** `limit.reached` is logged at most once a second per frontend and limit, however many hit it. */
 const LIMIT_LOG_INTERVAL_MS = 1_000;
 
-/** One pool of a frontend at run time, with its own affinity table and balancer. */
-export interface PoolRuntime {
-  readonly name: string;
-  readonly pool: Pool;
-  readonly table: AffinityTable;
-  readonly balancer: Balancer;
-  readonly balance: BalanceKind;
-  readonly backendNames: ReadonlySet<string>;
-  /** Clients waiting for a backend below its max-conns. */
-  readonly queue: WaitQueue;
-  /** Backends a reload removed that still drain (open connections or pinned keys). */
-  readonly retiring: ReadonlySet<string>;
-}
-
-/** What an imap/pop3 frontend needs at run time. */
-export interface MailRuntime {
-  readonly converse: ConverseOptions;
-  readonly directory?: UserDirectory;
-  readonly backendLogin: { readonly protocol: 'imap' | 'pop3'; readonly backendTls: BackendTls; readonly timeoutMs: number };
-  readonly backendTlsOptions: (host: string) => tls.ConnectionOptions;
-}
-
-/** Reads the TLS files and the user map of an imap/pop3 frontend. Rejects with TETHER_ERR_CONFIG. */
 async function mailRuntime(config: FrontendConfig, deps: Deps): Promise<MailRuntime | undefined> {
   const protocol = config.protocol;
   if (protocol === 'auto') return undefined;
@@ -147,104 +115,6 @@ async function mailRuntime(config: FrontendConfig, deps: Deps): Promise<MailRunt
       ...(net.isIP(host) === 0 ? { servername: host } : {}),
     }),
   };
-}
-
-/** One open connection of a frontend, as the admin API and a stop see it. */
-export interface OpenConn {
-  /** Ends the connection now (both sockets). */
-  readonly cut: () => void;
-  /** Set once placed: the pool, the backend and the affinity-table key that decided, if any. */
-  readonly pool?: string;
-  readonly backend?: string;
-  readonly tableKey?: string;
-}
-
-/** Counters of one frontend, kept across reloads; read by /metrics and the admin API. */
-export interface FrontendStats {
-  /** Clients accepted. */
-  accepted: number;
-  /** Closed connections by `cause|stage|code`. */
-  readonly closes: Map<string, number>;
-  /** Peek outcomes by `protocol|stop` (peeking frontends only). */
-  readonly peeks: Map<string, number>;
-  /** Dials beyond the first, over all connections. */
-  retries: number;
-  bytesIn: number;
-  bytesOut: number;
-}
-
-export function newFrontendStats(): FrontendStats {
-  return { accepted: 0, closes: new Map(), peeks: new Map(), retries: 0, bytesIn: 0, bytesOut: 0 };
-}
-
-/**
- * What one frontend's config builds: pools, chain, mail and ACL runtimes. A connection takes the
- * frontend's current one at accept and keeps it to the end, so a reload never changes the rules
- * under an open connection. `open` and `stats` are shared by every generation of the frontend.
- */
-export interface Frontend {
-  readonly config: FrontendConfig;
-  /** The pools by name; `default` holds the frontend's own backends. */
-  readonly pools: ReadonlyMap<string, PoolRuntime>;
-  /** Whether clients are peeked before placing (the chain, routes or insert-cookie need it). */
-  readonly peeks: boolean;
-  /** `--key-module`, running in its worker thread; shared by generations while the file stays the same. */
-  readonly keyModule?: KeyModule;
-  /** imap/pop3 frontends: the greet stage's options, the user directory, backend login. */
-  readonly mail?: MailRuntime;
-  /** Open connections: raw client socket → how to cut it and where it went. */
-  readonly open: Map<net.Socket, OpenConn>;
-  /** `--allow`/`--deny`; for trusted balancers, checked on the address their header carries. */
-  readonly acl: CompiledAcl;
-  /** `--trusted-proxy` networks, when `--accept-proxy-protocol` is on. */
-  readonly trusted?: CompiledAcl;
-  readonly stats: FrontendStats;
-  /** `--max-conns` and every frontend's open connections, shared by all frontends. */
-  readonly shared: Shared;
-  /** Keeps `limit.reached` to one line a second per limit, and `peek.slow` to one a second. */
-  readonly limitLog: Throttle;
-}
-
-/** What every frontend of one tether shares: the process-wide limit and each one's open map. */
-interface Shared {
-  /** `--max-conns`; a reload may change it. */
-  maxConns: number | undefined;
-  readonly opens: ReadonlyMap<net.Socket, OpenConn>[];
-  /** Notices when tether runs out of file descriptors (accept/fd-watch.ts). */
-  readonly fdWatch?: FdWatch;
-}
-
-/** A frontend while tether runs: its current generation, its listeners and its timers. */
-export interface RunningFrontend {
-  readonly name: string;
-  current: Frontend;
-  listeners: Listener[];
-  /** Stops the frontend's timers (tls-ticket discovery, health checks). */
-  stopTimers: () => void;
-}
-
-/** What a reload changed, for the log line and the admin API. */
-export interface ReloadReport {
-  readonly frontends: { readonly added: string[]; readonly removed: string[]; readonly kept: string[] };
-  /** moved: bound sockets handed to another frontend (renamed, or the address moved). */
-  readonly listeners: { readonly kept: number; readonly moved: number; readonly added: number; readonly closed: number };
-  readonly backends: { readonly added: string[]; readonly removed: string[] };
-}
-
-/** A running tether: every frontend, reload, and a graceful stop. */
-export interface Tether {
-  /** Serving frontends in config order. */
-  readonly frontends: readonly RunningFrontend[];
-  /** The config in force (the last one a reload accepted). */
-  readonly config: Config;
-  /**
-   * Applies a validated config: unchanged listeners keep their sockets, open connections keep
-   * their old rules, affinity tables and backend states carry over by name. Rejects (and leaves
-   * everything as it was) with TETHER_ERR_CONFIG or TETHER_ERR_LISTEN.
-   */
-  reload(config: Config): Promise<ReloadReport>;
-  /** Stops accepting, waits up to `graceMs` for open connections, then cuts the rest. */
-  stop(graceMs: number): Promise<void>;
 }
 
 let nextConnId = 1;

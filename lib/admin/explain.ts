@@ -10,7 +10,7 @@ import type { PeekFacts } from '../peek/sniff.js';
 import { createBalancer } from '../place/balance.js';
 import { place } from '../place/place.js';
 import { selectPool } from '../place/route.js';
-import type { RunningFrontend } from '../proxy.js';
+import type { RunningFrontend } from '../runtime/types.js';
 import { formatAffinityStep } from '../cli/flags.js';
 import { AdminError } from './view.js';
 

@@ -2,7 +2,7 @@
 // counters at scrape time, so the connection path only bumps plain numbers (no label lookups).
 import { Counter, Gauge, Registry, collectDefaultMetrics, type CounterConfiguration, type GaugeConfiguration } from 'prom-client';
 import type { Clock } from '../clock.js';
-import type { PoolRuntime, Tether } from '../proxy.js';
+import type { PoolRuntime, Tether } from '../runtime/types.js';
 import type { Backend } from '../place/pool.js';
 import { BACKEND_STATES } from './view.js';
 

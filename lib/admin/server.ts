@@ -9,7 +9,7 @@ import { formatAddress } from '../accept/port-range.js';
 import type { Clock } from '../clock.js';
 import { TetherError, errorCode } from '../errors.js';
 import { EVENTS, flushSoon, keyHash, type Logger } from '../log.js';
-import type { RunningFrontend, Tether } from '../proxy.js';
+import type { RunningFrontend, Tether } from '../runtime/types.js';
 import { AdminError, dumpEntries, flushEntries, frontendNamed, frontendsView, moveEntry, poolsNamed, setBackendState, tableValue, type KeySelector } from './view.js';
 import { storedValue, tableKey } from '../affinity/chain.js';
 import { explain } from './explain.js';

@@ -7,7 +7,7 @@ import { sourceNetwork } from '../affinity/source.js';
 import { keyHash } from '../log.js';
 import type { Backend, BackendState } from '../place/pool.js';
 import type { BackendAdmin } from '../config/types.js';
-import type { PoolRuntime, RunningFrontend, Tether } from '../proxy.js';
+import type { PoolRuntime, RunningFrontend, Tether } from '../runtime/types.js';
 
 export const BACKEND_STATES = ['up', 'down', 'draining', 'maint'] as const satisfies readonly BackendState[];
 

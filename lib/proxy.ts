@@ -18,12 +18,12 @@ import { WaitQueue, waitTermination } from './place/queue.js';
 import { readProxyHeader } from './accept/proxy-header.js';
 import { encodeProxyV1, encodeProxyV2, parseProxyHeader } from './wire/proxy/header.js';
 import { formatAddress } from './accept/port-range.js';
-import { chainLookups, chainNeedsPeek, storedValue, tableKey, type Lookup } from './affinity/chain.js';
+import { chainLookups, chainNeedsPeek, storedValue, tableKey } from './affinity/chain.js';
 import { KeyModule, type KeyModuleInput } from './affinity/key-module.js';
 import { describeFileError, MAX_PEM_BYTES, readFileBounded } from './files/read.js';
 import { MAX_PRELUDE_BYTES } from './config/defaults.js';
 import { peek } from './peek/collect.js';
-import { responseHeadRewriter, tlsLearner, type Pin } from './pipe/learn.js';
+import { responseHeadRewriter, tlsWatcher, type Pin } from './splice/watch.js';
 import { selectPool } from './place/route.js';
 import { realTimers } from './clock.js';
 import type { BackendSpec, Config, FrontendConfig } from './config/types.js';
@@ -32,10 +32,10 @@ import { TICKET_PROBE_INTERVAL_MS, probeTicketKeyName } from './connect/ticket-p
 import { TetherError, errorCode, type Termination } from './errors.js';
 import type { Facts } from './facts.js';
 import { EVENTS, flushSoon, keyHash, type Logger } from './log.js';
-import { splice, type Splice, type SpliceOptions } from './pipe/splice.js';
+import { splice, type Splice, type SpliceOptions } from './splice/splice.js';
 import { AffinityTable } from './place/affinity-table.js';
 import { createBalancer } from './place/balance.js';
-import { place, type Placement } from './place/place.js';
+import { place, type Lookup, type Placement } from './place/place.js';
 import { Pool, type Backend } from './place/pool.js';
 import { startHealthChecks } from './health/monitor.js';
 import { newFrontendStats, type Deps, type Frontend, type FrontendStats, type MailRuntime, type OpenConn, type PoolRuntime, type ReloadReport, type RunningFrontend, type Shared, type Tether } from './runtime/types.js';
@@ -329,8 +329,8 @@ function keyModuleInput(facts: Facts): KeyModuleInput {
   };
 }
 
-/** What to learn from this connection's backend, as splice options. */
-function learning(fe: Frontend, pr: PoolRuntime, facts: Facts, backend: Backend, deps: Deps): Pick<SpliceOptions, 'watchBackend' | 'rewriteHead'> {
+/** What to watch for in this connection's backend, as splice options. */
+function watching(fe: Frontend, pr: PoolRuntime, facts: Facts, backend: Backend, deps: Deps): Pick<SpliceOptions, 'watchBackend' | 'rewriteHead'> {
   const chain = fe.config.affinity;
   const pin: Pin = (kind, value) => {
     pr.table.set(tableKey({ kind, value }), backend.name, deps.clock.now());
@@ -339,7 +339,7 @@ function learning(fe: Frontend, pr: PoolRuntime, facts: Facts, backend: Backend,
   const http = facts.peek?.http;
   if (tls) {
     const want = { session: chain.some((s) => s.kind === 'tls-session'), ticket: chain.some((s) => s.kind === 'tls-ticket') };
-    return want.session || want.ticket ? { watchBackend: tlsLearner(tls, want, pin) } : {};
+    return want.session || want.ticket ? { watchBackend: tlsWatcher(tls, want, pin) } : {};
   }
   if (http) {
     const learn = chain.flatMap((s) => (s.kind === 'http-cookie' && !http.cookies.has(s.name) ? [s.name] : []));
@@ -525,7 +525,7 @@ async function serve(c: Client, fe: Frontend, deps: Deps, stopCut: (cut: () => v
   const timeouts = { idleMs: fe.config.idleTimeoutMs, backendStallMs: fe.config.backendStallTimeoutMs, clientStallMs: fe.config.clientStallTimeoutMs, finMs: fe.config.finTimeoutMs };
   // Under TLS (implicit, STARTTLS, backend TLS) a reset must go to the TCP socket beneath.
   const tcp = { ...(client === c.raw ? {} : { client: c.raw }), ...(backendSocket === d.socket ? {} : { backend: d.socket }) };
-  const s: Splice = splice(client, backendSocket, prelude, { ...timeouts, tcp, ...learning(fe, pr, c.facts, d.backend, deps) });
+  const s: Splice = splice(client, backendSocket, prelude, { ...timeouts, tcp, ...watching(fe, pr, c.facts, d.backend, deps) });
   // Keyed by the raw socket, as at accept: `client` may be the TLS socket (STARTTLS or
   // implicit TLS), and only `raw` is deleted at the end; a TLS key would stay and hang stop().
   fe.open.set(c.raw, { cut: s.cut, pool: pr.name, backend: d.backend.name, ...(d.lookup ? { tableKey: d.lookup.tableKey } : {}) });

@@ -21,8 +21,8 @@ export interface ExplainStep {
   readonly hash: string;
   /** The backend the affinity table pins this key to, if any. */
   readonly pinned: string | null;
-  /** A backend named by the key itself (cookie route suffix, user directory). */
-  readonly route: string | null;
+  /** A backend named by the key itself (a cookie's backend suffix, user directory). */
+  readonly names: string | null;
   /** tls-session / tls-ticket keys count only on a table hit. */
   readonly learnedOnly: boolean;
 }
@@ -31,7 +31,7 @@ export interface Explanation {
   readonly frontend: string;
   readonly pool: string;
   readonly backend: string | null;
-  readonly via: 'route' | 'table' | 'balance' | null;
+  readonly via: 'named' | 'table' | 'balance' | null;
   readonly key: { readonly kind: string; readonly hash: string } | null;
   readonly reason: string;
   readonly steps: readonly ExplainStep[];
@@ -121,7 +121,7 @@ export async function explain(f: RunningFrontend, p: Params, nowMs: number): Pro
   // leastconn and random2 depend on their running state, so their pick is one possible answer.
   const balancer = createBalancer(pr.balance, seededRng(1));
   const p0 = place({ table: view, pool: pr.pool, balancer, lookups, nowMs, exclude: new Set() });
-  const steps = lookups.map((l) => ({ kind: l.kind, hash: keyHash(storedValue(l.value)), pinned: pr.table.peek(l.tableKey, nowMs) ?? null, route: l.route ?? null, learnedOnly: l.learned }));
+  const steps = lookups.map((l) => ({ kind: l.kind, hash: keyHash(storedValue(l.value)), pinned: pr.table.peek(l.tableKey, nowMs) ?? null, names: l.names ?? null, learnedOnly: l.learned }));
   const candidates = pr.pool.candidates(nowMs).map((b) => b.name);
   const base = { frontend: f.name, pool: pr.name, steps, candidates, balance: pr.balance };
   if (!p0) return { ...base, backend: null, via: null, key: null, reason: 'no backend can take a new client now (all down, in maintenance or held down)' };
@@ -132,7 +132,7 @@ export async function explain(f: RunningFrontend, p: Params, nowMs: number): Pro
   const key = decided ? { kind: decided.kind, hash: keyHash(decided.value) } : null;
   const b = p0.backend.name;
   let reason: string;
-  if (p0.via === 'route') reason = p0.lookup ? `the ${p0.lookup.kind} key names backend ${b}` : `the client names backend ${b}`;
+  if (p0.via === 'named') reason = p0.lookup ? `the ${p0.lookup.kind} key names backend ${b}` : `the client names backend ${b}`;
   else if (p0.via === 'table') reason = `affinity-table hit: the ${key?.kind ?? ''} key is pinned to ${b}`;
   else if (!p0.lookup) reason = lookups.length === 0 ? `no key of the chain is present: each connection is balanced (${pr.balance}) → ${b}` : `only learned keys, none known yet: balanced (${pr.balance}) → ${b}`;
   else {

@@ -1,11 +1,12 @@
 // Stage 3, pure. Facts → the affinity lookups of the chain, in chain order. Placement walks
-// them: a `route` names a backend outright, a `learned` key counts only when the affinity
+// them: a key that `names` a backend goes there outright, a `learned` key counts only when the affinity
 // table already holds it (tls-session, tls-ticket), and a plain key is placed and pinned.
 import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import type { AffinityStep } from '../config/types.js';
 import { formatAffinityStep } from '../cli/flags.js';
 import type { Facts } from '../facts.js';
+import type { Lookup } from '../place/place.js';
 import { sourceNetwork } from './source.js';
 import { ticketKeyName } from '../wire/tls/ticket-key-name.js';
 
@@ -15,17 +16,8 @@ export interface AffinityKey {
   readonly value: string;
 }
 
-/** One lookup for placement, derived from one chain step. */
-export interface Lookup extends AffinityKey {
-  /** The affinity table's key string (kind and value; kinds never collide). */
-  readonly tableKey: string;
-  /** Present only if the table already knows it; otherwise the chain moves on. */
-  readonly learned: boolean;
-  /** A backend named by the value itself (`JSESSIONID=abc.node1` → node1), if it exists. */
-  readonly route?: string;
-}
 
-/** Where the names of the current pool's backends come from, for route suffixes. */
+/** Where the names of the current pool's backends come from, for backend-name suffixes. */
 export interface ChainContext {
   readonly backendNames: ReadonlySet<string>;
 }
@@ -59,16 +51,16 @@ export function tableKey(key: AffinityKey): string {
 }
 
 /** Tomcat jvmRoute style: a value ending in `.NAME` where NAME is a backend of the pool. */
-function routeSuffix(value: string, ctx: ChainContext): string | undefined {
+function namedBackend(value: string, ctx: ChainContext): string | undefined {
   const dot = value.lastIndexOf('.');
   if (dot < 0) return undefined;
   const name = value.slice(dot + 1);
   return ctx.backendNames.has(name) ? name : undefined;
 }
 
-function lookup(kind: string, value: string, learned: boolean, route?: string): Lookup {
+function lookup(kind: string, value: string, learned: boolean, names?: string): Lookup {
   const l = { kind, value, tableKey: tableKey({ kind, value }), learned };
-  return route === undefined ? l : { ...l, route };
+  return names === undefined ? l : { ...l, names };
 }
 
 function lookupsFor(step: AffinityStep, facts: Facts, ctx: ChainContext): Lookup[] {
@@ -104,11 +96,11 @@ function lookupsFor(step: AffinityStep, facts: Facts, ctx: ChainContext): Lookup
     }
     case 'http-cookie': {
       const v = http?.cookies.get(step.name);
-      return v === undefined || v === '' ? [] : [lookup(kind, v, false, routeSuffix(v, ctx))];
+      return v === undefined || v === '' ? [] : [lookup(kind, v, false, namedBackend(v, ctx))];
     }
     case 'url-param': {
       const v = http?.pathParams.get(step.name) ?? http?.query.get(step.name);
-      return v === undefined || v === '' ? [] : [lookup(kind, v, false, routeSuffix(v, ctx))];
+      return v === undefined || v === '' ? [] : [lookup(kind, v, false, namedBackend(v, ctx))];
     }
     case 'xmpp-to': {
       const to = facts.peek?.xmpp?.to;

@@ -4,6 +4,7 @@
 import { Buffer } from 'node:buffer';
 import type net from 'node:net';
 import tls from 'node:tls';
+import type { BackendTlsMode } from '../config/types.js';
 import type { Login } from '../greet/dialogue.js';
 import { imapBackendAnswer, imapGreetingOk } from '../greet/imap.js';
 import { pop3BackendAnswer, pop3GreetingOk } from '../greet/pop3.js';
@@ -20,11 +21,10 @@ import { LineReader } from './line-reader.js';
 export const MAX_UNTAGGED_BYTES = 64 * 1024;
 
 export type MailProtocol = 'imap' | 'pop3';
-export type BackendTls = 'none' | 'starttls' | 'tls';
 
 export interface BackendLoginOptions {
   readonly protocol: MailProtocol;
-  readonly backendTls: BackendTls;
+  readonly backendTls: BackendTlsMode;
   /** Options for tls.connect toward the backend (ca, rejectUnauthorized, servername). */
   readonly tlsOptions: tls.ConnectionOptions;
   readonly timeoutMs: number;

@@ -3,17 +3,16 @@
 import { Buffer } from 'node:buffer';
 import type net from 'node:net';
 import tls from 'node:tls';
+import type { ClientTlsMode } from '../config/types.js';
 import { errorCode, type Termination } from '../errors.js';
 import type { GreetOptions, GreetStep, Login } from './dialogue.js';
 import { ImapGreeter } from './imap.js';
 import { Pop3Greeter } from './pop3.js';
 import { LineWait } from './line-wait.js';
 
-export type ClientTls = 'none' | 'starttls' | 'implicit';
-
 export interface ConverseOptions {
   readonly protocol: 'imap' | 'pop3';
-  readonly tls: ClientTls;
+  readonly tls: ClientTlsMode;
   readonly secureContext?: tls.SecureContext;
   readonly requireTls: boolean;
   readonly loginTimeoutMs: number;

@@ -3,14 +3,15 @@
 // whole prelude; a `Sniffing` asks them as the prelude grows, re-parsing only when an answer
 // can have changed, so a client trickling a byte a second costs O(bytes), not O(bytes²).
 import { Buffer } from 'node:buffer';
+import type { PeekProtocol } from '../config/types.js';
 import type { Parse } from '../wire/parse.js';
 import { MAX_CLIENT_HELLO_BYTES, parseClientHello, type ClientHello } from '../wire/tls/client-hello.js';
 import { CONTENT_HANDSHAKE, HANDSHAKE_WALK_START, walkHandshake, type HandshakeWalk } from '../wire/tls/record.js';
 import { MAX_REQUEST_HEAD_BYTES, parseRequestHead, type RequestHead } from '../wire/http/request-head.js';
 import { MAX_STREAM_OPEN_BYTES, parseStreamOpen, type StreamOpen } from '../wire/xmpp/stream-open.js';
 
-export const PROTOCOLS = ['tls', 'http', 'xmpp', 'ssh', 'unknown'] as const;
-export type Protocol = (typeof PROTOCOLS)[number];
+/** The protocols peeking tells apart: config/types.ts PEEK_PROTOCOLS, the same list routes match on. */
+export type Protocol = PeekProtocol;
 
 /** What peeking learned. */
 export interface PeekFacts {

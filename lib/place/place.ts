@@ -1,21 +1,25 @@
 // Stage 4, pure (time is passed in). Place a client by walking the chain's lookups in order:
-// a route naming a backend, then an affinity-table hit whose backend may still take clients,
+// a key naming a backend, then an affinity-table hit whose backend may still take clients,
 // then (for a plain key) the balance policy, pinning the key. No decisive lookup: un-keyed.
 // Backends at their max-conns are skipped by the balance policy; a client bound to one (by a
-// route or a table hit), or with every candidate full, is told to wait ('full').
+// key's name or a table hit), or with every candidate full, is told to wait ('full').
 // Routes and table hits may land on a draining backend (its clients stay); balance never does.
 import type { AffinityTable } from './affinity-table.js';
 import type { Balancer } from './balance.js';
 import type { Backend, Pool } from './pool.js';
 
-/** One lookup of the chain (see affinity/chain.ts Lookup; repeated here so place stays leaf). */
-export interface PlaceLookup {
+/** One lookup for placement, derived from one affinity chain step (affinity/chain.ts makes them). */
+export interface Lookup {
+  /** The key's kind as spelled in `--affinity`. */
   readonly kind: string;
+  /** The key's value as the client sent it (or as tether derived it). */
+  readonly value: string;
+  /** The affinity table's key string (kind and value; kinds never collide). */
   readonly tableKey: string;
   /** Counts only on a table hit (tls-session, tls-ticket). */
   readonly learned: boolean;
-  /** A backend named by the key itself (cookie route suffix). */
-  readonly route?: string;
+  /** A backend named by the key itself (`JSESSIONID=abc.node1` → node1, a backend of the pool). */
+  readonly names?: string;
 }
 
 export interface PlaceRequest {
@@ -23,7 +27,7 @@ export interface PlaceRequest {
   readonly table: Pick<AffinityTable, 'get' | 'set'>;
   readonly pool: Pool;
   readonly balancer: Balancer;
-  readonly lookups: readonly PlaceLookup[];
+  readonly lookups: readonly Lookup[];
   readonly nowMs: number;
   /** Backends already tried for this client. */
   readonly exclude: ReadonlySet<string>;
@@ -35,16 +39,16 @@ export interface PlaceRequest {
 
 export interface Placement {
   readonly backend: Backend;
-  /** `route`: named by the client; `table`: an existing entry; `balance`: a new choice. */
-  readonly via: 'route' | 'table' | 'balance';
+  /** `named`: named by the client (a cookie's backend suffix or tether's inserted cookie); `table`: an existing entry; `balance`: a new choice. */
+  readonly via: 'named' | 'table' | 'balance';
   /** The lookup that decided (undefined: un-keyed, or named by the inserted cookie). */
-  readonly lookup?: PlaceLookup;
+  readonly lookup?: Lookup;
   /** For `balance` on a key: the backend its stale entry pointed at, if any. */
   readonly moved?: string;
 }
 
 /**
- * Returns where the client goes; 'full' when it must wait for a slot (the backend its route or
+ * Returns where the client goes; 'full' when it must wait for a slot (the backend its key names or
  * table entry names is at its max-conns, or every candidate is); undefined when no backend can
  * take it. An entry pointing at a backend that is down, in maint, past its drain deadline,
  * removed, excluded, or a backup while a primary is up is re-placed; entries on healthy backends
@@ -66,12 +70,12 @@ export function place(req: PlaceRequest): Placement | 'full' | undefined {
   const roomy = candidates.filter((b) => pool.hasRoom(b));
   if (req.named !== undefined) {
     const b = usable(req.named);
-    if (b) return bound(b, { backend: b, via: 'route' });
+    if (b) return bound(b, { backend: b, via: 'named' });
   }
   for (const lookup of req.lookups) {
-    if (lookup.route !== undefined) {
-      const b = usable(lookup.route);
-      if (b) return bound(b, { backend: b, via: 'route', lookup });
+    if (lookup.names !== undefined) {
+      const b = usable(lookup.names);
+      if (b) return bound(b, { backend: b, via: 'named', lookup });
     }
     const pinned = req.table.get(lookup.tableKey, req.nowMs);
     const hit = pinned === undefined ? undefined : usable(pinned);

@@ -9,8 +9,7 @@ import type { Listener } from '../accept/listen.js';
 import type { UserDirectory } from '../affinity/directory.js';
 import type { KeyModule } from '../affinity/key-module.js';
 import type { Clock, Rng, Timers } from '../clock.js';
-import type { BackendTls } from '../connect/replay.js';
-import type { BalanceKind, Config, FrontendConfig } from '../config/types.js';
+import type { BackendTlsMode, BalanceKind, Config, FrontendConfig } from '../config/types.js';
 import type { ConverseOptions } from '../greet/converse.js';
 import type { Logger } from '../log.js';
 import type { AffinityTable } from '../place/affinity-table.js';
@@ -47,7 +46,7 @@ export interface PoolRuntime {
 export interface MailRuntime {
   readonly converse: ConverseOptions;
   readonly directory?: UserDirectory;
-  readonly backendLogin: { readonly protocol: 'imap' | 'pop3'; readonly backendTls: BackendTls; readonly timeoutMs: number };
+  readonly backendLogin: { readonly protocol: 'imap' | 'pop3'; readonly backendTls: BackendTlsMode; readonly timeoutMs: number };
   readonly backendTlsOptions: (host: string) => tls.ConnectionOptions;
 }
 

@@ -216,7 +216,7 @@ t.test('explain predicts the choice, says why, and changes nothing', async (t) =
   t.same(after.steps.map((s) => [s.kind, s.pinned]), [['source', before.backend]], 'no cookie given: only the source step');
 
   const routed = await ex(`source=127.0.0.40&http-cookie:SID=${secret('admin-sid')}.c`);
-  t.match(routed, { via: 'route', backend: 'c', key: { kind: 'http-cookie:SID' } });
+  t.match(routed, { via: 'named', backend: 'c', key: { kind: 'http-cookie:SID' } });
   t.match(routed.reason, /names backend c/);
   const unkeyed = await ex('');
   t.equal(unkeyed.via, 'balance');

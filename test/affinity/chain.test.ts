@@ -1,7 +1,8 @@
 import { Buffer } from 'node:buffer';
 import t from 'tap';
 import { captureTls12TicketResumption, captureTls13Resumption } from '../../fixtures/client-hellos.js';
-import { MAX_STORED_KEY_BYTES, chainLookups, chainNeedsPeek, storedValue, tableKey, type Lookup } from '../../lib/affinity/chain.js';
+import { MAX_STORED_KEY_BYTES, chainLookups, chainNeedsPeek, storedValue, tableKey } from '../../lib/affinity/chain.js';
+import type { Lookup } from '../../lib/place/place.js';
 import { ticketKeyName } from '../../lib/wire/tls/ticket-key-name.js';
 import { parseAffinityChain } from '../../lib/cli/flags.js';
 import type { Facts } from '../../lib/facts.js';
@@ -22,9 +23,9 @@ function facts(peek?: PeekFacts, moduleKey?: string, source = SOURCE): Facts {
 const lookups = (chain: string, f: Facts): Lookup[] => chainLookups(parseAffinityChain(chain), f, CTX);
 
 /** A lookup as the chain must build it. */
-function want(kind: string, value: string, learned = false, route?: string): Lookup {
+function want(kind: string, value: string, learned = false, names?: string): Lookup {
   const l = { kind, value, tableKey: `${kind}\u0000${value}`, learned };
-  return route === undefined ? l : { ...l, route };
+  return names === undefined ? l : { ...l, names };
 }
 
 function hello(o: Partial<ClientHello> = {}): ClientHello {
@@ -135,8 +136,8 @@ t.test('http-cookie:NAME, with a route when the value ends in .BACKEND', (t) => 
   const cookie = (v: string): Facts => httpFacts(`GET / HTTP/1.1\r\nCookie: JSESSIONID=${v}; other=1\r\n\r\n`);
   t.same(lookups('http-cookie:JSESSIONID', cookie('abc.b')), [want('http-cookie:JSESSIONID', 'abc.b', false, 'b')]);
   const unknown = lookups('http-cookie:JSESSIONID', cookie('abc.zz'));
-  t.same(unknown, [want('http-cookie:JSESSIONID', 'abc.zz')], 'not a backend of the pool: no route');
-  t.notOk(unknown[0] !== undefined && 'route' in unknown[0], 'no route field at all');
+  t.same(unknown, [want('http-cookie:JSESSIONID', 'abc.zz')], 'not a backend of the pool: names none');
+  t.notOk(unknown[0] !== undefined && 'names' in unknown[0], 'no names field at all');
   t.same(lookups('http-cookie:JSESSIONID', cookie('abc')), [want('http-cookie:JSESSIONID', 'abc')], 'no suffix');
   t.same(lookups('http-cookie:JSESSIONID', cookie('x.a.b')), [want('http-cookie:JSESSIONID', 'x.a.b', false, 'b')], 'the last dot counts');
   t.same(lookups('http-cookie:JSESSIONID', cookie('')), [], 'an empty value is no key');

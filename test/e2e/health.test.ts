@@ -236,7 +236,7 @@ t.test('drain keeps pinned clients: a cookie naming a draining backend still rea
   t.notOk(fresh.includes('c'), `30 new clients, none on c (${[...new Set(fresh)].sort().join(', ')})`);
   const routed = await waitForCount(drained.rt, isConnClose(), 35);
   t.equal(routed.filter((l) => l['backend'] === 'c').length, 5);
-  t.ok(routed.filter((l) => l['backend'] === 'c').every((l) => l['via'] === 'route'), 'the pinned ones logged via route');
+  t.ok(routed.filter((l) => l['backend'] === 'c').every((l) => l['via'] === 'named'), 'the pinned ones logged via named');
 
   const maint = await run('maint');
   const r = await rawExchange(maint.port, request('TETHER=c'));

@@ -74,7 +74,7 @@ t.test('http-cookie:JSESSIONID', async (t) => {
       t.same(got, Array<string>(5).fill(route), `JSESSIONID=….${route} → ${route} from 5 sources`);
     }
     const lines = await closes(rt, (conns += 15));
-    t.ok(lines.slice(-15).every((l) => l['via'] === 'route' && keyKind(l) === 'http-cookie:JSESSIONID'), 'logged via route, key kind http-cookie:JSESSIONID');
+    t.ok(lines.slice(-15).every((l) => l['via'] === 'named' && keyKind(l) === 'http-cookie:JSESSIONID'), 'logged via named, key kind http-cookie:JSESSIONID');
   });
 
   t.test('a value whose suffix names no backend is hashed, pinned and stable', async (t) => {
@@ -101,7 +101,7 @@ t.test('http-cookie:JSESSIONID', async (t) => {
       t.same(r.setCookies, [], 'no new session');
     }
     const lines = (await closes(rt, (conns += 5))).slice(-4);
-    t.ok(lines.every((l) => l['via'] === 'route'), 'routed by the suffix');
+    t.ok(lines.every((l) => l['via'] === 'named'), 'routed by the suffix');
     noSecretsLogged(t, rt, [...bs.flatMap((b) => b.issued), routed('b'), secret('http-routed-session'), unrouted, 'nosuch']);
   });
 });
@@ -189,7 +189,7 @@ t.test('--insert-cookie TETHER', async (t) => {
     t.equal(n.body.length, BIG_BODY_BYTES, 'the whole big body');
     t.notOk('set-cookie' in n.headers, 'no Set-Cookie');
     const lines = (await closes(rt, (conns += 16))).slice(-16);
-    t.ok(lines.every((l) => l['via'] === 'route'), 'every one logged via route');
+    t.ok(lines.every((l) => l['via'] === 'named'), 'every one logged via named');
   });
 
   t.test('a forged value is ignored: placed as new, and given a fresh cookie', async (t) => {
@@ -336,7 +336,7 @@ t.test('url-param', async (t) => {
     const c = bs.find((b) => b.name === 'c')!;
     t.equal(c.requests.at(-5)?.url, `/app;jsessionid=${session}.c?x=1`, 'the backend saw the target unchanged');
     const lines = await closes(rt, 15);
-    t.ok(lines.every((l) => l['via'] === 'route' && keyKind(l) === 'url-param:jsessionid'), 'via route, key kind url-param:jsessionid');
+    t.ok(lines.every((l) => l['via'] === 'named' && keyKind(l) === 'url-param:jsessionid'), 'via named, key kind url-param:jsessionid');
   });
 
   t.test('?$ServerID= query parameter is hashed: same value, same backend, from any source and any tether', async (t) => {

@@ -373,7 +373,7 @@ t.test('user directory', (t) => {
     );
     t.same(rs.filter((_, i) => i % 3 !== 2).map(whoOf), Array<string>(8).fill(first), `alice (hash: ${h}) is sent to ${first} from every source`);
     t.same(new Set(rs.filter((_, i) => i % 3 === 2).map(whoOf)), new Set([hashed('zed')]), 'a user not in the map is placed by hash');
-    t.match(await closeOf(rt, 'alice'), { user: 'alice', backend: first, via: 'route' });
+    t.match(await closeOf(rt, 'alice'), { user: 'alice', backend: first, via: 'named' });
 
     writeFileSync(map, `alice ${second}\n`);
     const future = Date.now() / 1000 + 5;

@@ -6,7 +6,7 @@ import { ManualClock, seededRng } from '../../lib/clock.js';
 import type { BackendSpec, BalanceKind } from '../../lib/config/types.js';
 import { AffinityTable } from '../../lib/place/affinity-table.js';
 import { createBalancer } from '../../lib/place/balance.js';
-import { place, type PlaceLookup } from '../../lib/place/place.js';
+import { place, type Lookup } from '../../lib/place/place.js';
 import { Pool } from '../../lib/place/pool.js';
 import { rendezvousPick } from '../../lib/place/rendezvous.js';
 
@@ -24,10 +24,10 @@ function setup(specs: readonly BackendSpec[], balance: BalanceKind = 'hash') {
   const pool = new Pool(specs);
   const table = new AffinityTable(60_000, 1_000);
   const balancer = createBalancer(balance, seededRng(3));
-  const at = (lookups: readonly PlaceLookup[], opts: { named?: string; exclude?: ReadonlySet<string> } = {}) =>
+  const at = (lookups: readonly Lookup[], opts: { named?: string; exclude?: ReadonlySet<string> } = {}) =>
     place({ table, pool, balancer, lookups, nowMs: clock.now(), exclude: opts.exclude ?? new Set(), ...(opts.named === undefined ? {} : { named: opts.named }) });
   /** Places like proxy.ts does: a placement reserves a slot. */
-  const take = (lookups: readonly PlaceLookup[] = []): string => {
+  const take = (lookups: readonly Lookup[] = []): string => {
     const p = at(lookups);
     if (p === undefined || p === 'full') return String(p);
     p.backend.active++;
@@ -39,7 +39,7 @@ function setup(specs: readonly BackendSpec[], balance: BalanceKind = 'hash') {
   return { clock, pool, table, at, take, fill };
 }
 
-const key = (tableKey: string): PlaceLookup => ({ kind: 'test', tableKey, learned: false });
+const key = (tableKey: string): Lookup => ({ kind: 'test', value: tableKey, tableKey, learned: false });
 const name = (p: ReturnType<ReturnType<typeof setup>['at']>): string => (p === undefined || p === 'full' ? String(p) : p.backend.name);
 
 t.test('hasRoom: below max-conns, or no max-conns at all', (t) => {
@@ -105,7 +105,7 @@ t.test('a key pinned to a backend that is down moves even if the others are limi
 t.test('routes and the inserted cookie to a full backend wait too', (t) => {
   const { at, fill } = setup([spec('a', 1), spec('b')]);
   fill('a', 1);
-  t.equal(at([{ kind: 'http-cookie:SID', tableKey: 'r', learned: false, route: 'a' }]), 'full', 'a cookie route suffix');
+  t.equal(at([{ kind: 'http-cookie:SID', value: 'r', tableKey: 'r', learned: false, names: 'a' }]), 'full', 'a cookie route suffix');
   t.equal(at([], { named: 'a' }), 'full', 'the inserted cookie');
   t.equal(name(at([], { named: 'b' })), 'b', 'a named backend with room');
   t.end();
@@ -124,7 +124,7 @@ t.test('every backend full: new keys and un-keyed clients wait, nothing is pinne
 t.test('a learned lookup with no entry falls through to the next lookup, limits included', (t) => {
   const { at, fill } = setup([spec('a', 1), spec('b', 1)]);
   fill('a', 1);
-  const p = at([{ kind: 'tls-session', tableKey: 'sess', learned: true }, key('k')]);
+  const p = at([{ kind: 'tls-session', value: 'sess', tableKey: 'sess', learned: true }, key('k')]);
   t.equal(name(p), 'b');
   t.end();
 });

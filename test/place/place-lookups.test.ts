@@ -4,7 +4,7 @@ import { ManualClock, seededRng } from '../../lib/clock.js';
 import type { BackendSpec } from '../../lib/config/types.js';
 import { AffinityTable } from '../../lib/place/affinity-table.js';
 import { createBalancer } from '../../lib/place/balance.js';
-import { place, type PlaceLookup, type Placement } from '../../lib/place/place.js';
+import { place, type Lookup, type Placement } from '../../lib/place/place.js';
 import { Pool } from '../../lib/place/pool.js';
 import { rendezvousPick } from '../../lib/place/rendezvous.js';
 
@@ -16,7 +16,7 @@ function setup() {
   const pool = new Pool(SPECS);
   const table = new AffinityTable(60_000, 1_000);
   const balancer = createBalancer('hash', seededRng(7));
-  const at = (lookups: readonly PlaceLookup[], named?: string): Placement | undefined => {
+  const at = (lookups: readonly Lookup[], named?: string): Placement | undefined => {
     const p = place({ table, pool, balancer, lookups, nowMs: clock.now(), exclude: new Set(), ...(named === undefined ? {} : { named }) });
     if (p === 'full') throw new Error('no backend has max-conns here, so none is ever full');
     return p;
@@ -28,9 +28,9 @@ function setup() {
   return { clock, table, at, down, pinned };
 }
 
-const plain = (tableKey: string): PlaceLookup => ({ kind: 'test', tableKey, learned: false });
-const learned = (tableKey: string): PlaceLookup => ({ kind: 'tls-session', tableKey, learned: true });
-const routed = (tableKey: string, route: string): PlaceLookup => ({ kind: 'http-cookie:SID', tableKey, learned: false, route });
+const plain = (tableKey: string): Lookup => ({ kind: 'test', value: tableKey, tableKey, learned: false });
+const learned = (tableKey: string): Lookup => ({ kind: 'tls-session', value: tableKey, tableKey, learned: true });
+const routed = (tableKey: string, route: string): Lookup => ({ kind: 'http-cookie:SID', value: tableKey, tableKey, learned: false, names: route });
 
 /** The hash winner among `names` for `key`, and a backend that is not it. */
 function winnerAndOther(key: string, names: readonly string[] = ['a', 'b', 'c']): { winner: string; other: string } {
@@ -44,7 +44,7 @@ t.test('a route wins when its backend is usable, over a table entry', (t) => {
   table.set('sid:1', 'a', clock.now());
   const p = at([l])!;
   t.equal(p.backend.name, 'c');
-  t.equal(p.via, 'route');
+  t.equal(p.via, 'named');
   t.equal(p.lookup, l, 'the routing lookup decided');
   t.end();
 });
@@ -152,7 +152,7 @@ t.test('named (the inserted cookie) wins when usable and is ignored when unknown
   const l = [plain('k3')];
   const named = at(l, 'c')!;
   t.equal(named.backend.name, 'c');
-  t.equal(named.via, 'route');
+  t.equal(named.via, 'named');
   t.equal(named.lookup, undefined, 'no lookup decided');
 
   const unknown = at(l, 'no-such-backend')!;

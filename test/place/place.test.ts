@@ -28,7 +28,7 @@ function setup(specs: readonly BackendSpec[]) {
       table,
       pool,
       balancer,
-      lookups: key === undefined ? [] : [{ kind: 'test', tableKey: key, learned: false }],
+      lookups: key === undefined ? [] : [{ kind: 'test', value: key, tableKey: key, learned: false }],
       nowMs: clock.now(),
       exclude,
     });

@@ -29,7 +29,7 @@ t.test('a failed dial holds down host:port, not the host', (t) => {
 
   const table = new AffinityTable(60_000, 1_000);
   table.set('k', 'a', clock.now());
-  const req = { table, pool, balancer: createBalancer('hash', seededRng(1)), lookups: [{ kind: 'test', tableKey: 'k', learned: false }], exclude: NONE };
+  const req = { table, pool, balancer: createBalancer('hash', seededRng(1)), lookups: [{ kind: 'test', value: 'k', tableKey: 'k', learned: false }], exclude: NONE };
   t.match(place({ ...req, nowMs: clock.now(), port: 8000 }), { backend: { name: 'a' }, via: 'table' }, 'a key pinned to a stays there on a working port');
   t.match(place({ ...req, nowMs: clock.now(), port: 8001 }), { backend: { name: 'b' }, via: 'balance', moved: 'a' }, 'and moves on the held port');
 

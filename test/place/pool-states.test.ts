@@ -7,7 +7,7 @@ import { ManualClock, seededRng } from '../../lib/clock.js';
 import type { BackendSpec, BalanceKind } from '../../lib/config/types.js';
 import { AffinityTable } from '../../lib/place/affinity-table.js';
 import { createBalancer } from '../../lib/place/balance.js';
-import { place, type PlaceLookup, type Placement } from '../../lib/place/place.js';
+import { place, type Lookup, type Placement } from '../../lib/place/place.js';
 import { Pool, type Backend, type PoolOptions } from '../../lib/place/pool.js';
 
 const HOLD_DOWN_MS = 10_000;
@@ -28,13 +28,13 @@ function setup(specs: readonly BackendSpec[], opts: { pool?: Omit<PoolOptions, '
   const table = new AffinityTable(60_000, 100_000);
   const balancer = createBalancer(opts.balance ?? 'hash', seededRng(1));
   // No backend here has a max-conns: place() never answers 'full'.
-  const placeWith = (lookups: readonly PlaceLookup[], extra: { named?: string; exclude?: ReadonlySet<string> } = {}): Placement | undefined => {
+  const placeWith = (lookups: readonly Lookup[], extra: { named?: string; exclude?: ReadonlySet<string> } = {}): Placement | undefined => {
     const p = place({ table, pool, balancer, lookups, nowMs: clock.now(), exclude: extra.exclude ?? NONE, ...(extra.named === undefined ? {} : { named: extra.named }) });
     if (p === 'full') throw new Error('unexpected full');
     return p;
   };
   const at = (key: string | undefined, exclude: ReadonlySet<string> = NONE): Placement | undefined =>
-    placeWith(key === undefined ? [] : [{ kind: 'test', tableKey: key, learned: false }], { exclude });
+    placeWith(key === undefined ? [] : [{ kind: 'test', value: key, tableKey: key, learned: false }], { exclude });
   const backend = (name: string): Backend => pool.get(name)!;
   const drain = (name: string, deadlineMs?: number): boolean =>
     pool.setAdmin(name, 'drain', { nowMs: clock.now(), ...(deadlineMs === undefined ? {} : { deadlineMs }) });
@@ -117,10 +117,10 @@ t.test('maint: nothing goes there, pinned keys move, other keys do not', (t) => 
 
 t.test('routes and the inserted cookie are pinned clients: honoured on drain, not on maint', (t) => {
   const { placeWith, pool, clock, drain } = setup([spec('a'), spec('b')]);
-  const route: PlaceLookup = { kind: 'http-cookie:SID', tableKey: 'sid:x', learned: false, route: 'b' };
+  const route: Lookup = { kind: 'http-cookie:SID', value: 'sid:x', tableKey: 'sid:x', learned: false, names: 'b' };
   drain('b');
-  t.match(placeWith([route]), { backend: { name: 'b' }, via: 'route' }, 'a cookie route to draining b');
-  t.match(placeWith([], { named: 'b' }), { backend: { name: 'b' }, via: 'route' }, 'TETHER=b to draining b');
+  t.match(placeWith([route]), { backend: { name: 'b' }, via: 'named' }, 'a cookie route to draining b');
+  t.match(placeWith([], { named: 'b' }), { backend: { name: 'b' }, via: 'named' }, 'TETHER=b to draining b');
   pool.setAdmin('b', 'maint', { nowMs: clock.now() });
   t.match(placeWith([route]), { backend: { name: 'a' }, via: 'balance' }, 'maint: the route falls through to balance');
   t.match(placeWith([], { named: 'b' }), { backend: { name: 'a' }, via: 'balance' });

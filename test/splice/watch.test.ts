@@ -7,7 +7,7 @@ import {
   captureTls13Resumption,
   handshakeStream,
 } from '../../fixtures/client-hellos.js';
-import { responseHeadRewriter, tlsLearner } from '../../lib/pipe/learn.js';
+import { responseHeadRewriter, tlsWatcher } from '../../lib/splice/watch.js';
 import { MAX_REQUEST_HEAD_BYTES } from '../../lib/wire/http/request-head.js';
 import { parseClientHello, type ClientHello } from '../../lib/wire/tls/client-hello.js';
 import { parseServerFlight } from '../../lib/wire/tls/server-hello.js';
@@ -54,14 +54,14 @@ const keyName = (ticket: Buffer | undefined): string => {
 /** Feeds the whole flight at once; returns the pins and whether the learner stopped watching. */
 function learnWhole(hello: ClientHello, flight: Buffer, want = BOTH): { pins: Pins; stopped: boolean } {
   const pins: Pins = [];
-  const learn = tlsLearner(hello, want, (kind, value) => pins.push([kind, value]));
+  const learn = tlsWatcher(hello, want, (kind, value) => pins.push([kind, value]));
   return { pins, stopped: learn(flight) };
 }
 
 /** Feeds the flight as splice does: the accumulated bytes after each of `cuts`, until it stops. */
 function learnAccumulated(hello: ClientHello, flight: Buffer, cuts: readonly number[], want = BOTH): { pins: Pins; stopped: boolean } {
   const pins: Pins = [];
-  const learn = tlsLearner(hello, want, (kind, value) => pins.push([kind, value]));
+  const learn = tlsWatcher(hello, want, (kind, value) => pins.push([kind, value]));
   for (const cut of [...cuts, flight.length]) {
     if (learn(flight.subarray(0, cut))) return { pins, stopped: true };
   }
@@ -170,7 +170,7 @@ t.test('TLS 1.2 with tickets: the first flight alone keeps the learner watching'
   const nst = newSessionTicketAt(full.flight);
   t.ok(nst, 'the fixture flight has a NewSessionTicket record');
   const pins: Pins = [];
-  const learn = tlsLearner(full.hello, BOTH, (kind, value) => pins.push([kind, value]));
+  const learn = tlsWatcher(full.hello, BOTH, (kind, value) => pins.push([kind, value]));
   t.equal(learn(full.flight.subarray(0, nst)), false, 'ServerHello … ServerHelloDone: keep watching');
   t.same(pins, []);
   t.equal(learn(full.flight), true, 'the ticket and ChangeCipherSpec: done');
@@ -199,7 +199,7 @@ t.test('split at every offset: the same pins, each once', (t) => {
 t.test('the same flight fed twice pins once', (t) => {
   const c = CASES[3]!;
   const pins: Pins = [];
-  const learn = tlsLearner(c.hello, BOTH, (kind, value) => pins.push([kind, value]));
+  const learn = tlsWatcher(c.hello, BOTH, (kind, value) => pins.push([kind, value]));
   learn(c.flight);
   learn(c.flight);
   t.same(pins, c.pins);
@@ -314,7 +314,7 @@ t.test('a flight trickled one byte at a time: parsing work stays O(n), the pins 
     let calls = 0;
     let parsed = 0;
     const pins: Pins = [];
-    const learn = tlsLearner(c.hello, BOTH, (kind, value) => pins.push([kind, value]), (bytes, max) => {
+    const learn = tlsWatcher(c.hello, BOTH, (kind, value) => pins.push([kind, value]), (bytes, max) => {
       calls++;
       parsed += bytes.length;
       return parseServerFlight(bytes, max);

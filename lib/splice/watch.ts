@@ -1,4 +1,4 @@
-// Stage 6, pure. Learn affinity keys from the backend's answer (HAProxy's stick store-response):
+// Stage 6, pure. Watch the backend's answer for affinity keys (HAProxy's stick store-response):
 // TLS session IDs and ticket key names from the ServerHello flight, HTTP session cookies from
 // the first response head, and tether's own inserted cookie. Each function returns a callback
 // for splice's watchBackend / rewriteHead; `pin` records a table key for the chosen backend.
@@ -19,7 +19,7 @@ export type Pin = (kind: string, value: string) => void;
  * 1.2 resumption echoing the client's session ID, or the TLS 1.3 PSK identity it selected) and
  * of every TLS 1.2 NewSessionTicket sent in the clear. Stops at the first non-handshake record.
  */
-export function tlsLearner(
+export function tlsWatcher(
   hello: ClientHello,
   want: { session: boolean; ticket: boolean },
   pin: Pin,

@@ -49,7 +49,7 @@ export type TerminationCause =
   | 'backend-timeout';
 
 /** The stage a connection was in when it ended; `queue`: waiting for a backend below its max-conns. */
-export type TerminationStage = 'accept' | 'peek' | 'greet' | 'place' | 'queue' | 'connect' | 'pipe' | 'shutdown';
+export type TerminationStage = 'accept' | 'peek' | 'greet' | 'place' | 'queue' | 'connect' | 'splice' | 'shutdown';
 
 /** The one record of why and where a connection ended; logged once in `conn.close`. */
 export interface Termination {

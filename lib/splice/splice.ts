@@ -279,7 +279,7 @@ function watchStall(src: net.Socket, dest: net.Socket, stallMs: number, onStall:
 export function splice(client: net.Socket, backend: net.Socket, prelude: readonly Buffer[], opts: SpliceOptions): Splice {
   let cause: TerminationCause | undefined;
   let code: string | undefined;
-  let stage: Termination['stage'] = 'pipe';
+  let stage: Termination['stage'] = 'splice';
   const first = (c: TerminationCause, k: string | undefined): void => {
     if (cause === undefined) {
       cause = c;

@@ -179,7 +179,7 @@ t.test('/metrics parses as Prometheus text and counts what happened', async (t) 
   t.equal(sampleValue(e, 'tether_affinity_misses_total', { pool: 'default' }), 6);
   // Clients send nothing: the peek ends on its deadline, and the chain falls back to source.
   t.equal(sampleValue(e, 'tether_peek_outcomes_total', { protocol: 'unknown', stop: 'timeout' }), 6);
-  t.equal(sampleValue(e, 'tether_connection_closes_total', { cause: 'normal', stage: 'pipe' }), 6);
+  t.equal(sampleValue(e, 'tether_connection_closes_total', { cause: 'normal', stage: 'splice' }), 6);
   t.ok((sampleValue(e, 'tether_backend_bytes_total', { backend: 'a', direction: 'out' }) ?? 0) > 0, 'bytes counted');
   t.ok(e.samples.some((s) => s.name === 'tether_process_resident_memory_bytes'), 'process metrics present, prefixed');
 });

@@ -203,7 +203,7 @@ t.test('spliced byte streams', async (t) => {
       t.equal(line['backend'], 'a');
       t.equal(line['bytesIn'], size);
       t.equal(line['bytesOut'], size);
-      t.strictSame(line['termination'], { cause: 'normal', stage: 'pipe' });
+      t.strictSame(line['termination'], { cause: 'normal', stage: 'splice' });
     });
 
     t.test(`both directions at once, ${label} each way`, async (t) => {
@@ -224,7 +224,7 @@ t.test('spliced byte streams', async (t) => {
       const line = await connClose(rt, client);
       t.equal(line['bytesIn'], size);
       t.equal(line['bytesOut'], size);
-      t.strictSame(line['termination'], { cause: 'normal', stage: 'pipe' });
+      t.strictSame(line['termination'], { cause: 'normal', stage: 'splice' });
     });
   }
 
@@ -254,7 +254,7 @@ t.test('spliced byte streams', async (t) => {
     const line = await connClose(rt, client);
     t.equal(line['bytesIn'], request.length);
     t.equal(line['bytesOut'], reply.length);
-    t.strictSame(line['termination'], { cause: 'normal', stage: 'pipe' });
+    t.strictSame(line['termination'], { cause: 'normal', stage: 'splice' });
   });
 
   t.test('half-close: the backend ends first, the client still sends', async (t) => {
@@ -283,7 +283,7 @@ t.test('spliced byte streams', async (t) => {
     const line = await connClose(rt, client);
     t.equal(line['bytesIn'], more.length);
     t.equal(line['bytesOut'], banner.length);
-    t.strictSame(line['termination'], { cause: 'normal', stage: 'pipe' });
+    t.strictSame(line['termination'], { cause: 'normal', stage: 'splice' });
   });
 
   t.test('a client reset closes the backend side', async (t) => {
@@ -301,7 +301,7 @@ t.test('spliced byte streams', async (t) => {
     t.ok(atMs - t0 < 1_000, `backend closed ${atMs - t0} ms after the reset`);
     t.equal(errorCode, 'ECONNRESET', 'the reset is passed on as a reset');
     const line = await connClose(rt, client);
-    t.strictSame(line['termination'], { cause: 'client', stage: 'pipe', code: 'ECONNRESET' });
+    t.strictSame(line['termination'], { cause: 'client', stage: 'splice', code: 'ECONNRESET' });
     t.equal(line['bytesIn'], 10 * KiB);
   });
 
@@ -320,7 +320,7 @@ t.test('spliced byte streams', async (t) => {
     t.ok(atMs - t0 < 1_000, `client closed ${atMs - t0} ms after the reset`);
     t.equal(errorCode, 'ECONNRESET', 'the reset is passed on as a reset');
     const line = await connClose(rt, client);
-    t.strictSame(line['termination'], { cause: 'backend', stage: 'pipe', code: 'ECONNRESET' });
+    t.strictSame(line['termination'], { cause: 'backend', stage: 'splice', code: 'ECONNRESET' });
     t.equal(line['bytesOut'], 10 * KiB);
   });
 });
@@ -345,7 +345,7 @@ t.test('idle timeout', async (t) => {
       t.strictSame({ bytes: d.bytes, ended: d.ended, errorCode: d.errorCode }, { bytes: 0, ended: true, errorCode: undefined }, `${side}: FIN, no data`);
     }
     const line = await connClose(rt, client);
-    t.strictSame(line['termination'], { cause: 'client-timeout', stage: 'pipe', code: 'idle' });
+    t.strictSame(line['termination'], { cause: 'client-timeout', stage: 'splice', code: 'idle' });
   });
 
   t.test('a client sending a byte every 100 ms stays open for 1 s', async (t) => {
@@ -372,7 +372,7 @@ t.test('idle timeout', async (t) => {
     t.equal(r.bytes, 10);
     t.ok(r.ended);
     const line = await connClose(rt, client);
-    t.strictSame(line['termination'], { cause: 'normal', stage: 'pipe' });
+    t.strictSame(line['termination'], { cause: 'normal', stage: 'splice' });
   });
 
   t.test('a backend sending a byte every 100 ms keeps the connection open for 1 s', async (t) => {
@@ -395,7 +395,7 @@ t.test('idle timeout', async (t) => {
     t.equal(r.bytes, 10);
     t.ok(r.ended && b.ended);
     const line = await connClose(rt, client);
-    t.strictSame(line['termination'], { cause: 'normal', stage: 'pipe' });
+    t.strictSame(line['termination'], { cause: 'normal', stage: 'splice' });
   });
 });
 
@@ -425,7 +425,7 @@ t.test('IPv6', { skip: ipv6 ? false : '::1 cannot be bound on this host' }, asyn
     t.equal(line['backend'], 'a6');
     t.equal(line['bytesIn'], payload.length);
     t.equal(line['bytesOut'], expected.length);
-    t.strictSame(line['termination'], { cause: 'normal', stage: 'pipe' });
+    t.strictSame(line['termination'], { cause: 'normal', stage: 'splice' });
   });
 
   t.test('[::1] listener → 127.0.0.1 backend', async (t) => {
@@ -522,7 +522,7 @@ t.test('one conn.close line per connection, with sizes and no payload', async (t
     t.equal(l['bytesIn'], r.sent);
     t.equal(l['bytesOut'], r.received);
     t.equal(r.received, name.length + 1 + r.sent, 'the echo came back whole');
-    t.strictSame(l['termination'], { cause: 'normal', stage: 'pipe' });
+    t.strictSame(l['termination'], { cause: 'normal', stage: 'splice' });
   }
   t.strictSame(new Set(results.map((r) => r.greeting.split('\n')[0])), new Set(['a', 'b']), 'both backends served');
   t.notOk(rt.stdout().includes('PAYLOAD-MARKER'), 'no payload in stdout');

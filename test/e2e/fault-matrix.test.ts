@@ -252,7 +252,7 @@ function imapCells(mode: ClientMode, btls: FaultBackendTls): Cell[] {
       f,
       'replay',
       // A FIN after LOGIN is a half-close: the answer still comes, then both sides finish.
-      f === 'fin' ? { cause: 'normal', stage: 'pipe' } : { cause: 'client', stage: 'pipe' },
+      f === 'fin' ? { cause: 'normal', stage: 'splice' } : { cause: 'client', stage: 'splice' },
       async (port) => {
         const c = await imapConnect(port, mode);
         c.send(`a1 LOGIN slow-login ${PW}\r\n`);
@@ -274,7 +274,7 @@ function imapCells(mode: ClientMode, btls: FaultBackendTls): Cell[] {
       'client',
       f,
       'splice',
-      f === 'fin' ? { cause: 'normal', stage: 'pipe' } : f === 'rst' ? { cause: 'client', stage: 'pipe', code: 'ECONNRESET' } : { cause: 'client-timeout', stage: 'pipe', code: 'idle' },
+      f === 'fin' ? { cause: 'normal', stage: 'splice' } : f === 'rst' ? { cause: 'client', stage: 'splice', code: 'ECONNRESET' } : { cause: 'client-timeout', stage: 'splice', code: 'idle' },
       async (port) => {
         const c = await imapConnect(port, mode);
         await imapLogin(c, 'healthy');
@@ -327,7 +327,7 @@ function imapCells(mode: ClientMode, btls: FaultBackendTls): Cell[] {
       f,
       'splice',
       `${f === 'silence' ? 'silent' : f}-after-login`,
-      f === 'fin' ? { cause: 'normal', stage: 'pipe' } : f === 'rst' ? { cause: 'backend', stage: 'pipe', code: 'ECONNRESET' } : { cause: 'client-timeout', stage: 'pipe', code: 'idle' },
+      f === 'fin' ? { cause: 'normal', stage: 'splice' } : f === 'rst' ? { cause: 'backend', stage: 'splice', code: 'ECONNRESET' } : { cause: 'client-timeout', stage: 'splice', code: 'idle' },
       f === 'silence' ? IDLE_TIMEOUT_MS : 0,
       'command',
     );
@@ -427,9 +427,9 @@ function peekCells(): Cell[] {
       'client',
       f,
       'peek',
-      // A FIN ends the peek (eof); tether then dials and passes the FIN on: `normal` at `pipe`
+      // A FIN ends the peek (eof); tether then dials and passes the FIN on: `normal` at `splice`
       // today (debatable: {client, peek} would say more). An RST must be logged too.
-      f === 'silence' ? { cause: 'client-timeout', stage: 'pipe', code: 'idle' } : f === 'fin' ? { cause: 'normal', stage: 'pipe' } : { cause: 'client', stage: 'peek' },
+      f === 'silence' ? { cause: 'client-timeout', stage: 'splice', code: 'idle' } : f === 'fin' ? { cause: 'normal', stage: 'splice' } : { cause: 'client', stage: 'peek' },
       async (port) => {
         const c = await wireClient(port);
         // Accepted and peeking first: a reset before tether reads the address is logged with no
@@ -454,7 +454,7 @@ function peekCells(): Cell[] {
       f === 'silence'
         ? { cause: 'client-timeout', stage: 'peek', code: 'peek-timeout' }
         : f === 'fin'
-          ? { cause: 'normal', stage: 'pipe' }
+          ? { cause: 'normal', stage: 'splice' }
           : { cause: 'client', stage: 'peek', code: 'ECONNRESET' },
       async (port) => {
         const c = await wireClient(port);
@@ -472,7 +472,7 @@ function peekCells(): Cell[] {
       'client',
       f,
       'splice',
-      f === 'fin' ? { cause: 'normal', stage: 'pipe' } : f === 'rst' ? { cause: 'client', stage: 'pipe', code: 'ECONNRESET' } : { cause: 'client-timeout', stage: 'pipe', code: 'idle' },
+      f === 'fin' ? { cause: 'normal', stage: 'splice' } : f === 'rst' ? { cause: 'client', stage: 'splice', code: 'ECONNRESET' } : { cause: 'client-timeout', stage: 'splice', code: 'idle' },
       async (port) => {
         const c = await tlsThrough(port, sniFor('ok'));
         await echoRound(c, patternBytes(9, 4096));
@@ -489,7 +489,7 @@ function peekCells(): Cell[] {
       'backend',
       f,
       'tls',
-      f === 'fin' ? { cause: 'normal', stage: 'pipe' } : f === 'rst' ? { cause: 'backend', stage: 'pipe', code: 'ECONNRESET' } : { cause: 'client-timeout', stage: 'pipe', code: 'idle' },
+      f === 'fin' ? { cause: 'normal', stage: 'splice' } : f === 'rst' ? { cause: 'backend', stage: 'splice', code: 'ECONNRESET' } : { cause: 'client-timeout', stage: 'splice', code: 'idle' },
       async (port) => {
         const c = await wireClient(port);
         const hs = c.startTls({ ca: pki.ca, servername: sniFor(sniFault(f, 'mid-tls')), checkServerIdentity: () => undefined });
@@ -506,7 +506,7 @@ function peekCells(): Cell[] {
       'backend',
       f,
       'splice',
-      f === 'fin' ? { cause: 'normal', stage: 'pipe' } : f === 'rst' ? { cause: 'backend', stage: 'pipe', code: 'ECONNRESET' } : { cause: 'client-timeout', stage: 'pipe', code: 'idle' },
+      f === 'fin' ? { cause: 'normal', stage: 'splice' } : f === 'rst' ? { cause: 'backend', stage: 'splice', code: 'ECONNRESET' } : { cause: 'client-timeout', stage: 'splice', code: 'idle' },
       async (port) => {
         const c = await tlsThrough(port, sniFor(sniFault(f, 'after-hs')));
         c.send('fault, please');

@@ -345,7 +345,7 @@ t.test('a 64 KiB "ClientHello" does not get stuck: proxied within peek timeout +
     t.equal(sha256(got.bytes), sha256(bytes), `${label}: byte for byte`);
     const l = await closeOf(rt, c);
     t.equal(l['peek'], stop, `${label}: peek stopped by ${stop}`);
-    t.same(l['termination'], { cause: 'normal', stage: 'pipe' }, `${label}: a normal close`);
+    t.same(l['termination'], { cause: 'normal', stage: 'splice' }, `${label}: a normal close`);
     t.same(keyOf(l), { kind: 'source', hash: hash12('127.0.0.1/32') }, `${label}: placed by the fallback key`);
   }
 });
@@ -382,5 +382,5 @@ t.test('a client that half-closes (FIN) during peek: what it sent is passed on, 
   const l = await closeOf(rt, c);
   t.equal(l['peek'], 'eof');
   t.equal(l['protocol'], 'unknown');
-  t.same(l['termination'], { cause: 'normal', stage: 'pipe' });
+  t.same(l['termination'], { cause: 'normal', stage: 'splice' });
 });

@@ -91,7 +91,7 @@ t.test('SIGTERM: refuse new clients, finish open ones, exit 0', async (t) => {
   t.equal(code, 0, 'exit code 0');
   t.ok(Date.now() - t0 < 2_000, 'exited promptly once the last connection closed');
   const line = await rt.waitFor((l) => l.event === 'conn.close' && l['client'] === client, 2_000);
-  t.strictSame(line['termination'], { cause: 'normal', stage: 'pipe' });
+  t.strictSame(line['termination'], { cause: 'normal', stage: 'splice' });
   t.equal(line['bytesIn'], 'beforestill here'.length);
   const done = await rt.waitFor((l) => l.event === 'stop.done', 2_000);
   t.equal(done['cut'], 0, 'nothing was cut');

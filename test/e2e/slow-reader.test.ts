@@ -137,5 +137,5 @@ t.test('a client that does not read for 2 s does not grow tether', { timeout: 30
   const line = await rt.waitFor((l) => l.event === 'conn.close' && l['client'] === client, 5_000);
   t.equal(line['bytesOut'], TOTAL);
   t.equal(line['bytesIn'], 0);
-  t.strictSame(line['termination'], { cause: 'normal', stage: 'pipe' });
+  t.strictSame(line['termination'], { cause: 'normal', stage: 'splice' });
 });

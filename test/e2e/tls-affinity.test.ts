@@ -230,7 +230,7 @@ t.test('conn.close of a TLS connection names protocol and key kind, and logs the
     t.equal(l['peek'], 'verdict');
     t.same(keyOf(l), { kind: 'sni', hash: hash12(sni) });
     t.equal(l['backend'], o.name);
-    t.same(l['termination'], { cause: 'normal', stage: 'pipe' });
+    t.same(l['termination'], { cause: 'normal', stage: 'splice' });
   }
   await rt.stop();
   t.notOk(rt.stdout().includes('secret-tenant'), 'the SNI never appears in the log (debug level)');

@@ -149,7 +149,7 @@ export const SCOPE: readonly Expectation[] = [
   { file: 'test/e2e/mail-start.test.ts', minLines: 3, needs: ['stderr'], secrets: false },
   { file: 'test/e2e/mail-unavailable.test.ts', minLines: 20, needs: ['mail-login'], secrets: true },
   { file: 'test/e2e/proxy-protocol.test.ts', minLines: 20, needs: ['mail-login'], secrets: true },
-  { file: 'test/e2e/pipe-resets.test.ts', minLines: 20, needs: ['mail-login'], secrets: true },
+  { file: 'test/e2e/splice-resets.test.ts', minLines: 20, needs: ['mail-login'], secrets: true },
   { file: 'test/e2e/fault-matrix.test.ts', minLines: 200, needs: ['mail-login'], secrets: true },
   { file: 'test/e2e/health.test.ts', minLines: 150, needs: ['mail-login', 'conn.close'], secrets: true },
   { file: 'test/e2e/http-affinity.test.ts', minLines: 120, needs: ['key:http-cookie:', 'key:url-param:', 'key:http-header:'], secrets: true, trace: true },

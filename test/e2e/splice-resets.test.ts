@@ -100,7 +100,7 @@ for (const c of CASES) {
     const w = await loggedIn(t, rt.ports[0]!, c.clientTls, 'rob');
     w.send('a3 XRESET\r\n');
     t.equal(await w.ended, 'ECONNRESET', 'the reset reached the client as a reset');
-    t.match(await closeOf(rt, 'rob'), { termination: { cause: 'backend', stage: 'pipe', code: 'ECONNRESET' } });
+    t.match(await closeOf(rt, 'rob'), { termination: { cause: 'backend', stage: 'splice', code: 'ECONNRESET' } });
     await stillServes(t, rt, c.clientTls, 'next');
   });
 
@@ -108,7 +108,7 @@ for (const c of CASES) {
     const rt = await tether(t, c.backendTls, c.flags);
     const w = await loggedIn(t, rt.ports[0]!, c.clientTls, 'cid');
     w.tcp.resetAndDestroy();
-    t.match(await closeOf(rt, 'cid'), { termination: { cause: 'client', stage: 'pipe', code: 'ECONNRESET' } });
+    t.match(await closeOf(rt, 'cid'), { termination: { cause: 'client', stage: 'splice', code: 'ECONNRESET' } });
     await stillServes(t, rt, c.clientTls, 'next');
   });
 }

@@ -71,7 +71,7 @@ t.test('write-stall: a backend that accepts and never reads', async (t) => {
   const { rt, port: front } = await tetherOnLoopback(t, ['--backend', `127.0.0.1:${String(port)}`, ...STALL]);
   const c = await client(t, front);
   void flood(c, 512 * 1024 * 1024);
-  t.match(await firstClose(rt), { termination: { cause: 'backend-timeout', stage: 'pipe', code: 'write-stall' } });
+  t.match(await firstClose(rt), { termination: { cause: 'backend-timeout', stage: 'splice', code: 'write-stall' } });
 });
 
 t.test('write-stall: a client that never reads', async (t) => {
@@ -79,7 +79,7 @@ t.test('write-stall: a client that never reads', async (t) => {
   const { rt, port: front } = await tetherOnLoopback(t, ['--backend', `127.0.0.1:${String(port)}`, ...STALL]);
   const c = await client(t, front);
   c.pause();
-  t.match(await firstClose(rt), { termination: { cause: 'client-timeout', stage: 'pipe', code: 'write-stall' } });
+  t.match(await firstClose(rt), { termination: { cause: 'client-timeout', stage: 'splice', code: 'write-stall' } });
 });
 
 t.test('a slow but moving reader is not a stall; an idle connection is not one either', async (t) => {
@@ -110,7 +110,7 @@ t.test('a slow but moving reader is not a stall; an idle connection is not one e
   await within(ended, 10_000, 'the backend FIN');
   t.equal(got, TOTAL, 'every byte arrived');
   c.end();
-  t.match(await firstClose(rt), { termination: { cause: 'normal', stage: 'pipe' } });
+  t.match(await firstClose(rt), { termination: { cause: 'normal', stage: 'splice' } });
 });
 
 t.test('fin-timeout: the client sent its request and FIN, the backend never answers', async (t) => {
@@ -118,7 +118,7 @@ t.test('fin-timeout: the client sent its request and FIN, the backend never answ
   const { rt, port: front } = await tetherOnLoopback(t, ['--backend', `127.0.0.1:${String(port)}`, '--fin-timeout', '400ms']);
   const c = await client(t, front);
   c.end('GET / HTTP/1.0\r\n\r\n');
-  t.match(await firstClose(rt), { termination: { cause: 'backend-timeout', stage: 'pipe', code: 'fin-timeout' } });
+  t.match(await firstClose(rt), { termination: { cause: 'backend-timeout', stage: 'splice', code: 'fin-timeout' } });
 });
 
 t.test('fin-timeout: the backend answered and sent its FIN, the client stays silent and open', async (t) => {
@@ -129,7 +129,7 @@ t.test('fin-timeout: the backend answered and sent its FIN, the client stays sil
   const c = await client(t, front);
   c.resume();
   c.write('hi\n');
-  t.match(await firstClose(rt), { termination: { cause: 'client-timeout', stage: 'pipe', code: 'fin-timeout' } });
+  t.match(await firstClose(rt), { termination: { cause: 'client-timeout', stage: 'splice', code: 'fin-timeout' } });
 });
 
 /** tether's resident set size in bytes (Linux /proc). */

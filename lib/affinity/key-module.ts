@@ -7,6 +7,7 @@ import { pathToFileURL } from 'node:url';
 import path from 'node:path';
 import { TetherError } from '../errors.js';
 import { checkFile, describeFileError } from '../files/read.js';
+import type { Facts } from '../facts.js';
 
 /** What a key module sees: the client address and what peeking found (no payload beyond it). */
 export interface KeyModuleInput {
@@ -327,4 +328,45 @@ export class KeyModule {
       },
     );
   }
+}
+
+/** The key module's view of the facts (names and values, never the raw prelude). */
+export function moduleInput(facts: Facts): KeyModuleInput {
+  const p = facts.peek;
+  const base = { source: facts.source, sourcePort: facts.sourcePort, localPort: facts.localPort };
+  if (!p) return base;
+  const tls = p.tls;
+  const http = p.http;
+  return {
+    ...base,
+    protocol: p.protocol,
+    ...(tls?.sni === undefined ? {} : { sni: tls.sni }),
+    ...(tls ? { alpn: tls.alpn } : {}),
+    ...(http
+      ? {
+          http: {
+            method: http.method,
+            target: http.target,
+            ...(http.host === undefined ? {} : { host: http.host }),
+            headers: Object.fromEntries(http.headers),
+            cookies: Object.fromEntries(http.cookies),
+            query: Object.fromEntries(http.query),
+          },
+        }
+      : {}),
+    ...(p.xmpp?.to === undefined ? {} : { xmppTo: p.xmpp.to }),
+  };
+}
+
+/**
+ * The facts with the module's key added (stage 3, after peek or greet). A failing module leaves
+ * the facts as they are: `onProblem` is told (the caller logs it, throttled) and the chain goes on.
+ */
+export async function withModuleKey(facts: Facts, module: KeyModule, onProblem: (problem: string) => void): Promise<Facts> {
+  const k = await module.key(moduleInput(facts));
+  if ('problem' in k) {
+    onProblem(k.problem);
+    return facts;
+  }
+  return 'key' in k ? { ...facts, moduleKey: k.key } : facts;
 }

@@ -189,6 +189,19 @@ export class Pool {
   }
 
   /**
+   * Takes one of `b`'s slots for a client (from placement to the end of its splice): counted in
+   * `active`, against its max-conns and by leastconn. Each reserve() is matched by one release().
+   */
+  reserve(b: Backend): void {
+    b.active++;
+  }
+
+  /** Gives back a slot taken by reserve(); the caller then serves the pool's waiting clients. */
+  release(b: Backend): void {
+    b.active--;
+  }
+
+  /**
    * True unless `b` already has its `max-conns` connections (dialing or spliced). A full backend
    * stays a candidate: it is up, keeps its keys, and frees a slot soon; place() sends new keys
    * and un-keyed clients elsewhere, and clients bound to it wait (place/queue.ts).

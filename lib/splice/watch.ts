@@ -3,6 +3,9 @@
 // the first response head, and tether's own inserted cookie. Each function returns a callback
 // for splice's watchBackend / rewriteHead; `pin` records a table key for the chosen backend.
 import { Buffer } from 'node:buffer';
+import type { AffinityStep } from '../config/types.js';
+import type { PeekFacts } from '../peek/sniff.js';
+import type { SpliceOptions } from './splice.js';
 import { ticketKeyName } from '../wire/tls/ticket-key-name.js';
 import { parseResponseHead } from '../wire/http/response-head.js';
 import { MAX_REQUEST_HEAD_BYTES } from '../wire/http/request-head.js';
@@ -101,4 +104,30 @@ export function responseHeadRewriter(
     const at = r.value.statusLineEnd;
     return { done: true, out: Buffer.concat([received.subarray(0, at), line, received.subarray(at)]) };
   };
+}
+
+/**
+ * What to watch for in one connection's backend, as splice options: the TLS flight when the
+ * chain keys on tls-session or tls-ticket, the HTTP response head when it keys on a cookie the
+ * client did not send yet or tether inserts its own (`insertCookie`, set to `backend`).
+ */
+export function watchOptions(
+  chain: readonly AffinityStep[],
+  insertCookie: string | undefined,
+  peek: PeekFacts | undefined,
+  backend: string,
+  pin: Pin,
+): Pick<SpliceOptions, 'watchBackend' | 'rewriteHead'> {
+  const tls = peek?.tls;
+  const http = peek?.http;
+  if (tls) {
+    const want = { session: chain.some((s) => s.kind === 'tls-session'), ticket: chain.some((s) => s.kind === 'tls-ticket') };
+    return want.session || want.ticket ? { watchBackend: tlsWatcher(tls, want, pin) } : {};
+  }
+  if (http) {
+    const cookies = chain.flatMap((s) => (s.kind === 'http-cookie' && !http.cookies.has(s.name) ? [s.name] : []));
+    const insert = insertCookie !== undefined && http.cookies.get(insertCookie) !== backend ? { name: insertCookie, value: backend } : undefined;
+    return cookies.length > 0 || insert ? { rewriteHead: responseHeadRewriter(cookies, insert, pin) } : {};
+  }
+  return {};
 }

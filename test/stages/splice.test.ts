@@ -89,7 +89,7 @@ t.test('the prelude reaches the backend once, before the piped bytes; megabytes 
   t.equal(back.bytes, down.length);
   t.equal(back.sha, sha(down));
   const r = await bounded(s.done, 'the splice to end');
-  t.same(r.termination, { cause: 'normal', stage: 'pipe' });
+  t.same(r.termination, { cause: 'normal', stage: 'splice' });
   t.equal(r.bytesIn, up.length, 'bytesIn counts what was read from the client socket');
   t.equal(r.bytesOut, down.length);
   t.ok(client.destroyed && backend.destroyed, 'both sides closed');
@@ -110,7 +110,7 @@ t.test('backend half-closes first: the client keeps sending and the backend rece
   const got = await bounded(atServer, 'the client bytes at the backend');
   t.equal(got.sha, sha(up));
   const r = await bounded(s.done, 'the splice to end');
-  t.same(r.termination, { cause: 'normal', stage: 'pipe' });
+  t.same(r.termination, { cause: 'normal', stage: 'splice' });
   t.equal(r.bytesIn, up.length);
   t.equal(r.bytesOut, down.length);
 });
@@ -146,7 +146,7 @@ t.test('silence both ways ends the splice at idleMs as client-timeout/idle', asy
   const { client, backend } = await setup(t);
   const s = splice(client, backend, [], { ...OPTS, idleMs: 300 });
   const r = await bounded(s.done, 'the idle timeout');
-  t.same(r.termination, { cause: 'client-timeout', stage: 'pipe', code: 'idle' });
+  t.same(r.termination, { cause: 'client-timeout', stage: 'splice', code: 'idle' });
   t.ok(client.destroyed && backend.destroyed);
 });
 
@@ -179,7 +179,7 @@ t.test('a client that stops reading pauses the backend (bounded buffering), then
   const r = await bounded(s.done, 'the stall timeout');
   clearInterval(sample);
   writing = false;
-  t.same(r.termination, { cause: 'client-timeout', stage: 'pipe', code: 'write-stall' });
+  t.same(r.termination, { cause: 'client-timeout', stage: 'splice', code: 'write-stall' });
   // Kernel buffers on loopback take some MB; tether itself holds at most about a highWaterMark
   // per direction, so what it read from the backend stays far below what was offered.
   t.ok(maxWaiting <= 1024 * 1024, `tether's buffer toward the client stayed bounded (${String(maxWaiting)} bytes)`);

@@ -7,21 +7,9 @@ import t, { type Test } from 'tap';
 import { generatePki } from '../../fixtures/pki.js';
 import { converse, type ConverseOptions } from '../../lib/greet/converse.js';
 import { userPassword } from '../helpers/secrets.js';
+import { within } from '../helpers/e2e-tools.js';
 
 const pki = await generatePki();
-
-/** Rejects after `ms` so no wait is unbounded. */
-function bounded<T>(p: Promise<T>, what: string, ms = 20_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => {
-      reject(new Error(`timed out waiting for ${what}`));
-    }, ms);
-  });
-  return Promise.race([p, limit]).finally(() => {
-    clearTimeout(timer);
-  });
-}
 
 /** A paused accepted client (`raw`, as listen.ts accepts them) and the scripted peer `user`. */
 async function pair(t: Test): Promise<{ raw: net.Socket; user: net.Socket; heard: () => string }> {
@@ -50,7 +38,7 @@ t.test('IMAP LOGIN is captured after tether greets; the password is only in the 
   const pw = userPassword('alice');
   const r = converse(raw, OPTS);
   user.write(`a1 LOGIN alice "${pw}"\r\n`);
-  const res = await bounded(r, 'the login');
+  const res = await within(r, 20_000, 'the login');
   t.match(heard(), /^\* OK/, 'tether greeted first');
   t.equal(res.ok, true);
   if (!res.ok) return;
@@ -68,7 +56,7 @@ t.test('POP3 USER/PASS is captured', async (t) => {
   const r = converse(raw, { ...OPTS, protocol: 'pop3' });
   user.write('USER carol\r\n');
   user.write(`PASS ${pw}\r\n`);
-  const res = await bounded(r, 'the login');
+  const res = await within(r, 20_000, 'the login');
   t.match(heard(), /^\+OK/);
   t.equal(res.ok, true);
   if (!res.ok) return;
@@ -80,20 +68,20 @@ t.test('LOGIN before STARTTLS is refused when TLS is required; after STARTTLS wi
   const { raw, user, heard } = await pair(t);
   const pw = userPassword('dave');
   const r = converse(raw, { ...OPTS, tls: 'starttls', requireTls: true, secureContext: tls.createSecureContext({ key: pki.key, cert: pki.cert }) });
-  await bounded(new Promise((r2) => user.once('data', r2)), 'the greeting');
+  await within(new Promise((r2) => user.once('data', r2)), 20_000, 'the greeting');
   user.write(`a1 LOGIN dave "${pw}"\r\n`);
-  await bounded(new Promise((r2) => user.once('data', r2)), 'the refusal');
+  await within(new Promise((r2) => user.once('data', r2)), 20_000, 'the refusal');
   t.match(heard(), /^a1 (NO|BAD)/m, 'LOGIN refused in clear text');
   user.write('a2 STARTTLS\r\n');
-  await bounded(new Promise((r2) => user.once('data', r2)), 'the STARTTLS answer');
+  await within(new Promise((r2) => user.once('data', r2)), 20_000, 'the STARTTLS answer');
   t.match(heard(), /^a2 OK/m);
   user.removeAllListeners('data');
   const secure = tls.connect({ socket: user, ca: pki.ca, servername: 'localhost' });
   secure.on('error', () => undefined);
   t.teardown(() => { secure.destroy(); });
-  await bounded(new Promise((r2) => secure.once('secureConnect', r2)), 'the TLS handshake');
+  await within(new Promise((r2) => secure.once('secureConnect', r2)), 20_000, 'the TLS handshake');
   secure.write(`a3 LOGIN dave "${pw}"\r\n`);
-  const res = await bounded(r, 'the login');
+  const res = await within(r, 20_000, 'the login');
   t.equal(res.ok, true);
   if (!res.ok) return;
   t.teardown(() => { res.client.destroy(); });
@@ -103,7 +91,7 @@ t.test('LOGIN before STARTTLS is refused when TLS is required; after STARTTLS wi
 
 t.test('a silent client hits the login timeout', async (t) => {
   const { raw } = await pair(t);
-  const res = await bounded(converse(raw, { ...OPTS, loginTimeoutMs: 300 }), 'the timeout');
+  const res = await within(converse(raw, { ...OPTS, loginTimeoutMs: 300 }), 20_000, 'the timeout');
   t.equal(res.ok, false);
   if (res.ok) return;
   t.same(res.termination, { cause: 'client-timeout', stage: 'greet', code: 'login-timeout' });
@@ -113,7 +101,7 @@ t.test('garbage lines end the dialogue cleanly after maxBad', async (t) => {
   const { raw, user } = await pair(t);
   const r = converse(raw, OPTS);
   for (let i = 0; i < 10; i++) user.write('\x00\x01garbage\r\n');
-  const res = await bounded(r, 'the end');
+  const res = await within(r, 20_000, 'the end');
   t.equal(res.ok, false);
   if (res.ok) return;
   t.equal(res.termination.stage, 'greet');
@@ -124,7 +112,7 @@ t.test('an oversized line ends the dialogue cleanly', async (t) => {
   const { raw, user } = await pair(t);
   const r = converse(raw, OPTS);
   user.write(`a1 ${'x'.repeat(1024 * 1024)}`);
-  const res = await bounded(r, 'the end');
+  const res = await within(r, 20_000, 'the end');
   t.equal(res.ok, false);
   if (res.ok) return;
   t.equal(res.termination.stage, 'greet');

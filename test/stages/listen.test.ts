@@ -5,19 +5,7 @@ import net from 'node:net';
 import t, { type Test } from 'tap';
 import { TetherError } from '../../lib/errors.js';
 import { closeListeners, listenAll, type Listener } from '../../lib/accept/listen.js';
-
-/** Rejects after `ms` so no wait is unbounded. */
-function bounded<T>(p: Promise<T>, what: string, ms = 10_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => {
-      reject(new Error(`timed out waiting for ${what}`));
-    }, ms);
-  });
-  return Promise.race([p, limit]).finally(() => {
-    clearTimeout(timer);
-  });
-}
+import { within } from '../helpers/e2e-tools.js';
 
 /** Closes every listener and every socket in teardown. */
 function own(t: Test, listeners: readonly Listener[], sockets: net.Socket[]): void {
@@ -61,13 +49,13 @@ for (const host of ['127.0.0.1', '::1']) {
     c.on('error', () => undefined);
     sockets.push(c);
     c.write('ping');
-    const a = await bounded(accepted, 'the accepted client');
+    const a = await within(accepted, 10_000, 'the accepted client');
     t.equal(a.isPaused(), true, 'accepted paused: no byte read before tether decides to');
     t.equal(a.allowHalfOpen, true, 'half-open capable');
-    const data = await bounded(new Promise<Buffer>((resolve) => {
+    const data = await within(new Promise<Buffer>((resolve) => {
       a.once('data', resolve);
       a.resume();
-    }), 'the client bytes');
+    }), 10_000, 'the client bytes');
     t.equal(data.toString(), 'ping');
   });
 }
@@ -99,15 +87,15 @@ t.test('closeListeners() stops accepting and resolves', async (t) => {
   const l = listeners[0];
   if (!l) throw new Error('no listener');
   const closedP = new Promise<void>((resolve) => l.server.once('close', () => { resolve(); }));
-  await bounded(closeListeners(listeners), 'closeListeners');
+  await within(closeListeners(listeners), 10_000, 'closeListeners');
   t.equal(l.server.listening, false, 'not listening any more');
-  await bounded(closedP, 'the server close');
-  const refused = await bounded(new Promise<string>((resolve) => {
+  await within(closedP, 10_000, 'the server close');
+  const refused = await within(new Promise<string>((resolve) => {
     const c = net.connect(l.port, '127.0.0.1');
     sockets.push(c);
     c.once('connect', () => { resolve('connected'); });
     c.once('error', (e: NodeJS.ErrnoException) => { resolve(e.code ?? 'error'); });
-  }), 'a connect after close');
+  }), 10_000, 'a connect after close');
   t.equal(refused, 'ECONNREFUSED');
   t.equal(sockets.length, 1, 'the handler got no client after close');
 });

@@ -9,28 +9,16 @@ import type { Login } from '../../lib/greet/dialogue.js';
 import { startImapBackend, WRONG_PASSWORD } from '../helpers/imap-backend.js';
 import { startPop3Backend } from '../helpers/pop3-backend.js';
 import { userPassword } from '../helpers/secrets.js';
+import { within } from '../helpers/e2e-tools.js';
 
 const pki = await generatePki();
-
-/** Rejects after `ms` so no wait is unbounded. */
-function bounded<T>(p: Promise<T>, what: string, ms = 20_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => {
-      reject(new Error(`timed out waiting for ${what}`));
-    }, ms);
-  });
-  return Promise.race([p, limit]).finally(() => {
-    clearTimeout(timer);
-  });
-}
 
 async function connect(t: Test, port: number): Promise<net.Socket> {
   const s = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
   t.teardown(() => {
     s.destroy();
   });
-  await bounded(new Promise((r) => s.once('connect', r)), 'the backend connect');
+  await within(new Promise((r) => s.once('connect', r)), 20_000, 'the backend connect');
   return s;
 }
 
@@ -56,7 +44,7 @@ for (const mode of ['none', 'starttls', 'tls'] as const) {
     t.teardown(() => be.close());
     const sock = await connect(t, be.port);
     const pw = userPassword('alice');
-    const r = await bounded(loginAtBackend(sock, imapLogin('alice', pw), opts({ backendTls: mode })), 'the login');
+    const r = await within(loginAtBackend(sock, imapLogin('alice', pw), opts({ backendTls: mode })), 20_000, 'the login');
     t.equal(r.ok, true);
     if (!r.ok) return;
     t.teardown(() => { r.socket.destroy(); });
@@ -72,7 +60,7 @@ t.test('a backend refusing the login: its NO is relayed for the client', async (
   const be = await startImapBackend('a');
   t.teardown(() => be.close());
   const sock = await connect(t, be.port);
-  const r = await bounded(loginAtBackend(sock, imapLogin('bob', WRONG_PASSWORD), opts({})), 'the login');
+  const r = await within(loginAtBackend(sock, imapLogin('bob', WRONG_PASSWORD), opts({})), 20_000, 'the login');
   t.equal(r.ok, true);
   if (!r.ok) return;
   t.teardown(() => { r.socket.destroy(); });
@@ -93,7 +81,7 @@ t.test('POP3 USER/PASS succeeds', async (t) => {
       { bytes: Buffer.from(`PASS ${pw}\r\n`), expect: 'final' },
     ],
   };
-  const r = await bounded(loginAtBackend(sock, login, opts({ protocol: 'pop3' })), 'the login');
+  const r = await within(loginAtBackend(sock, login, opts({ protocol: 'pop3' })), 20_000, 'the login');
   t.equal(r.ok, true);
   if (!r.ok) return;
   t.teardown(() => { r.socket.destroy(); });
@@ -118,13 +106,13 @@ async function scripted(t: Test, script: (s: net.Socket) => void): Promise<numbe
 
 t.test('a bad greeting fails with backend-greeting', async (t) => {
   const port = await scripted(t, (s) => s.write('HELLO I AM NOT IMAP\r\n'));
-  const r = await bounded(loginAtBackend(await connect(t, port), imapLogin('dan', userPassword('dan')), opts({})), 'the login');
+  const r = await within(loginAtBackend(await connect(t, port), imapLogin('dan', userPassword('dan')), opts({})), 20_000, 'the login');
   t.same(r, { ok: false, code: 'backend-greeting' });
 });
 
 t.test('a silent backend fails with backend-silent at the timeout', async (t) => {
   const port = await scripted(t, () => undefined);
-  const r = await bounded(loginAtBackend(await connect(t, port), imapLogin('dan', userPassword('dan')), opts({ timeoutMs: 300 })), 'the login');
+  const r = await within(loginAtBackend(await connect(t, port), imapLogin('dan', userPassword('dan')), opts({ timeoutMs: 300 })), 20_000, 'the login');
   t.same(r, { ok: false, code: 'backend-silent' });
 });
 
@@ -137,6 +125,6 @@ t.test('a backend flooding untagged lines fails with backend-flood', async (t) =
       s.write(flood);
     });
   });
-  const r = await bounded(loginAtBackend(await connect(t, port), imapLogin('erin', userPassword('erin')), opts({})), 'the login');
+  const r = await within(loginAtBackend(await connect(t, port), imapLogin('erin', userPassword('erin')), opts({})), 20_000, 'the login');
   t.same(r, { ok: false, code: 'backend-flood' });
 });

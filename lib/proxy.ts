@@ -5,7 +5,7 @@ import tls from 'node:tls';
 import { admit } from './accept/admit.js';
 import { withModuleKey } from './affinity/key-module.js';
 import { ClientSocket } from './conn/client.js';
-import { ended, goOn, type Accepted, type Connected, type Ended, type Learned, type Step } from './conn/connection.js';
+import { ended, goOn, placedOf, type Accepted, type Connected, type Ended, type Learned, type Step } from './conn/connection.js';
 import { noteKeyModuleProblem, noteLimit, notePeekSlow, reportClose } from './conn/report.js';
 import { readyBackend } from './connect/backend.js';
 import { connectWithFailover } from './connect/failover.js';
@@ -186,8 +186,7 @@ async function spliceBoth(c: Connected, fe: Frontend): Promise<Ended> {
   client.handOver(s.cut);
   const r = await s.done;
   c.release();
-  const placed = { pool: c.pool, backend: c.backend, via: c.via, tries: c.tries, ...(c.lookup ? { lookup: c.lookup } : {}) };
-  return { conn: c, termination: r.termination, bytesIn: r.bytesIn, bytesOut: r.bytesOut, tries: c.tries, pool: c.pool, placed };
+  return { conn: c, termination: r.termination, bytesIn: r.bytesIn, bytesOut: r.bytesOut, tries: c.tries, pool: c.pool, placed: placedOf(c) };
 }
 
 /** accept → admit → learn → connect → splice: the connection's end, whichever stage it came at. */

@@ -27,7 +27,7 @@ export interface Accepted {
   readonly destination: { readonly address: string; readonly port: number };
   /** Whether the peer is a --trusted-proxy balancer (its PROXY header says who the client is). */
   readonly trusted: boolean;
-  /** Set when peeking stopped without a verdict being needed further (counted per protocol). */
+  /** Why peeking stopped, once it has (counted as `PROTOCOL|stop`). */
   readonly peekStop?: PeekStop;
 }
 
@@ -53,7 +53,6 @@ export interface Placed {
 /** Connected: a backend socket, ready for the splice (PROXY header sent, login replayed). */
 export interface Connected extends Learned, Placed {
   /** The backend socket the splice reads and writes (a TLS socket under backend TLS). */
-  readonly backend: Backend;
   readonly socket: net.Socket;
   /** The TCP socket beneath `socket` (itself when no TLS): a reset goes there. */
   readonly tcp: net.Socket;
@@ -75,6 +74,11 @@ export interface Ended {
   readonly pool?: string;
   /** Where it was placed, once a backend was dialled and connected. */
   readonly placed?: Placed;
+}
+
+/** Where `c` was placed, as the close line reports it. */
+export function placedOf(c: Connected): Placed {
+  return { pool: c.pool, backend: c.backend, via: c.via, tries: c.tries, ...(c.lookup === undefined ? {} : { lookup: c.lookup }) };
 }
 
 /** A stage's result: go on with `conn`, or the connection ended. */

@@ -30,6 +30,7 @@ export async function readyBackend(conn: Connected, o: BackendReadyOptions): Pro
     conn.release();
     // As for a failed dial: FIN, drain, and drop the client after a short wait.
     conn.client.refuse(unavailableReply(o.login.protocol));
+    // Logged as placed but with no key (`key: null`), as before: the key never reached a splice.
     const { pool, backend, via, tries } = conn;
     return ended(conn, { cause: 'backend', stage: 'connect', code: bl.code }, { tries, pool, placed: { pool, backend, via, tries }, bytesIn: conn.client.raw.bytesRead });
   }

@@ -55,10 +55,11 @@ function reservation(pr: FailoverPool, b: Backend): () => void {
   };
 }
 
-type Placed = Placement & { readonly release: () => void };
+/** A placement holding its backend slot until `release`. */
+type Reserved = Placement & { readonly release: () => void };
 
 /** Waits in the pool's queue until `placeNow` finds (and reserves) a backend with room. */
-async function waitForSlot(conn: Learned, pr: FailoverPool, placeNow: () => Placed | 'full' | undefined, o: FailoverOptions): Promise<{ held: readonly Buffer[]; termination?: Termination; placement?: Placed }> {
+async function waitForSlot(conn: Learned, pr: FailoverPool, placeNow: () => Reserved | 'full' | undefined, o: FailoverOptions): Promise<{ held: readonly Buffer[]; termination?: Termination; placement?: Reserved }> {
   if (pr.queue.isFull()) {
     o.onQueueFull(pr.queue.capacity);
     return { held: [], termination: waitTermination('queue-full') };
@@ -66,7 +67,7 @@ async function waitForSlot(conn: Learned, pr: FailoverPool, placeNow: () => Plac
   if (o.log.isLevelEnabled('debug')) {
     o.log.debug({ event: EVENTS.queueWait, frontend: o.frontend, pool: pr.name, waiting: pr.queue.size + 1 }, 'waiting for a backend slot');
   }
-  let placement: Placed | undefined;
+  let placement: Reserved | undefined;
   const take = (): boolean => {
     const p = placeNow();
     if (p === 'full') return false;
@@ -100,7 +101,7 @@ export async function connectWithFailover(conn: Learned, pr: FailoverPool, looku
   const fail = (termination: Termination, tries: number): Step<Connected> => ended(conn, termination, { tries, pool: pr.name, bytesIn: client.bytesRead });
   // Places and reserves in one step: a slot freed while clients wait goes to the first of them
   // that can use it, never to whoever runs next.
-  const placeNow = (): Placed | 'full' | undefined => {
+  const placeNow = (): Reserved | 'full' | undefined => {
     const req = { table: pr.table, pool, balancer: pr.balancer, lookups, nowMs: o.now(), exclude, port: conn.facts.localPort };
     const p = place(named === undefined ? req : { ...req, named });
     if (p === undefined || p === 'full') return p;

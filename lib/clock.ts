@@ -72,3 +72,35 @@ export class ManualClock implements Clock {
     this.ms += ms;
   }
 }
+
+/** setTimeout/clearTimeout as they are: the timer keeps the process alive while it runs. */
+const refTimers: Timers = {
+  set: (fn, ms) => setTimeout(fn, ms),
+  clear: (handle) => {
+    clearTimeout(handle as ReturnType<typeof setTimeout>);
+  },
+};
+
+/**
+ * Settles as `work` does, or after `ms` with what `late()` returns (or rejects with what it
+ * throws), whichever is first; the timer is cleared either way. `work` goes on and must clean
+ * up after itself. The one "race a promise with a timer" of tether: callers that wait on a
+ * file or a reload that may hang bound the wait with it.
+ */
+export async function raceTimeout<T, L>(work: Promise<T>, ms: number, late: () => L, timers: Timers = refTimers): Promise<T | L> {
+  let handle: unknown;
+  const timeout = new Promise<L>((resolve, reject) => {
+    handle = timers.set(() => {
+      try {
+        resolve(late());
+      } catch (e) {
+        reject(e instanceof Error ? e : new Error(String(e)));
+      }
+    }, ms);
+  });
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    timers.clear(handle);
+  }
+}

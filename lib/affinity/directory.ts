@@ -3,7 +3,7 @@
 // changes, and/or an HTTP service asked GET URL?user=NAME. Answers — a backend, or "not
 // found" (negative caching) — are reused for a TTL. A user found nowhere is placed by hashing.
 import { stat } from 'node:fs/promises';
-import type { Clock } from '../clock.js';
+import { raceTimeout, type Clock } from '../clock.js';
 import { parseOffThread } from '../files/off-thread.js';
 import { readFileBounded } from '../files/read.js';
 import { buildUserTable, UserTable } from './user-table.js';
@@ -157,7 +157,7 @@ export class UserDirectory {
 
   /** The backend named for `user` (lower-cased key), or undefined when none is known. */
   async lookup(user: string): Promise<string | undefined> {
-    await waitAtMost(this.refreshMap(), MAP_WAIT_MS);
+    await raceTimeout(this.refreshMap(), MAP_WAIT_MS, () => undefined);
     const key = user.toLowerCase();
     const fromMap = this.map.get(key);
     if (fromMap !== undefined) return fromMap;
@@ -196,11 +196,4 @@ function stamp(st: { ino: number; size: number; mtimeMs: number }): string {
 async function readUserMap(file: string): Promise<UserTable> {
   const bytes = await readFileBounded(file, { maxBytes: MAX_USER_MAP_BYTES });
   return new UserTable(await parseOffThread(buildUserTable, bytes, undefined));
-}
-
-/** Resolves when `p` does or after `ms`, whichever is first (`p` must not reject). */
-async function waitAtMost(p: Promise<void>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([p, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
-  clearTimeout(timer);
 }

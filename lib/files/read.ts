@@ -5,6 +5,7 @@
 // would be read until memory runs out; a 35 MB config took 45 s and 3.9 GB to parse.
 import { constants, type Stats } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+import { raceTimeout } from '../clock.js';
 
 /**
  * Why a file was refused: `ENOTREG` (not a regular file), `EFBIG` (over its limit), `ETIMEDOUT`
@@ -90,18 +91,10 @@ async function openChecked(file: string, maxBytes: number): Promise<{ fh: FileHa
 }
 
 /** Rejects with ETIMEDOUT after `ms`; the work it races goes on and cleans up after itself. */
-async function bounded<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      reject(new FileError('ETIMEDOUT', `was not ${what} within ${String(ms / 1000)} s`));
-    }, ms);
+function bounded<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  return raceTimeout(work, ms, (): never => {
+    throw new FileError('ETIMEDOUT', `was not ${what} within ${String(ms / 1000)} s`);
   });
-  try {
-    return await Promise.race([work, late]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /**

@@ -11,7 +11,7 @@ import { createBalancer } from '../place/balance.js';
 import { place } from '../place/place.js';
 import { selectPool } from '../place/route.js';
 import type { RunningFrontend } from '../runtime/types.js';
-import { formatAffinityStep } from '../cli/flags.js';
+import { formatAffinityStep } from '../config/types.js';
 import { AdminError } from './view.js';
 
 type Params = Readonly<Record<string, string>>;

@@ -14,7 +14,7 @@ import { AdminError, dumpEntries, flushEntries, frontendNamed, frontendsView, mo
 import { storedValue, tableKey } from '../affinity/chain.js';
 import { explain } from './explain.js';
 import { BACKEND_ADMIN_STATES, type BackendAdmin } from '../config/types.js';
-import { parseDuration } from '../cli/flags.js';
+import { parseDuration } from '../options/parse.js';
 
 /** Largest request body read (JSON parameters only). */
 const MAX_BODY_BYTES = 64 * 1024;
@@ -177,11 +177,9 @@ async function route(method: string, path: string, p: Params, deps: AdminDeps): 
       let deadline: number | undefined;
       if (p['deadline'] !== undefined) {
         if (state !== 'drain') throw new AdminError(400, 'bad-deadline', 'deadline= goes with state=drain only');
-        try {
-          deadline = parseDuration(p['deadline']);
-        } catch (e) {
-          throw new AdminError(400, 'bad-deadline', e instanceof Error ? e.message : 'deadline= takes a duration such as 30m');
-        }
+        const d = parseDuration(p['deadline']);
+        if (!d.ok) throw new AdminError(400, 'bad-deadline', d.message);
+        deadline = d.value;
       }
       const results = setBackendState(f, poolsNamed(f, p['pool']), name, state as BackendAdmin, deadline, now);
       for (const r of results) {

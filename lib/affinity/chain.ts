@@ -4,7 +4,7 @@
 import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import type { AffinityStep } from '../config/types.js';
-import { formatAffinityStep } from '../cli/flags.js';
+import { formatAffinityStep } from '../config/types.js';
 import type { Facts } from '../facts.js';
 import type { Lookup } from '../place/place.js';
 import { sourceNetwork } from './source.js';

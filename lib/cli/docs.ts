@@ -1,14 +1,14 @@
 // Markdown tables for the README, made from the same data as --help and the error catalogue,
 // so the docs cannot drift from the code (a test compares them). Pure.
 import { ERROR_CODES } from '../errors.js';
-import { FLAG_TABLE } from './flags.js';
+import { OPTIONS } from '../options/table.js';
 
 const cell = (s: string): string => s.replace(/\|/g, '\\|');
 
 /** The README's option table. */
 export function optionTableMarkdown(): string {
-  const rows = FLAG_TABLE.map(
-    (r) => `| \`${r.flags}\` | ${r.configKey === '' ? '—' : `\`${r.configKey}\``} | ${r.defaultText ?? '—'} | ${cell(r.description)} |`,
+  const rows = OPTIONS.flatMap((r) =>
+    r.flags === undefined ? [] : [`| \`${r.flags}\` | ${r.key === undefined ? '—' : `\`${r.key}\``} | ${r.defaultText ?? '—'} | ${cell(r.description)} |`],
   );
   return ['| Flag | Config key | Default | Meaning |', '|---|---|---|---|', ...rows].join('\n');
 }

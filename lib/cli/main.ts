@@ -4,12 +4,11 @@
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { monotonicMicros, realClock, realRng } from '../clock.js';
-import { frontendWithDefaults, type FrontendDraft } from '../config/document.js';
-import { GRACE_MS, STATE_INTERVAL_MS } from '../config/defaults.js';
+import { STATE_INTERVAL_MS } from '../config/defaults.js';
 import type { Config } from '../config/types.js';
 import { deepFreeze, validateConfig } from '../config/validate.js';
 import { TetherError, type ConfigIssue, type TetherErrorCode } from '../errors.js';
-import { EVENTS, createLogger, flushLog, flushSoon, logFatalSync, type Logger, type LogLevel } from '../log.js';
+import { EVENTS, createLogger, flushLog, flushSoon, logFatalSync, type Logger } from '../log.js';
 import { startTether } from '../proxy.js';
 import type { ReloadReport, Tether } from '../runtime/types.js';
 import { startAdmin, type AdminServer } from '../admin/server.js';
@@ -22,257 +21,26 @@ import { runDemo } from '../demo/demo.js';
 import { checkStateFile, readStateFile, startStateSaver, type StateSaver, type TableRef } from '../state/state-file.js';
 import { loadConfigFile } from './config-file.js';
 import { describeFileError, readFileBounded } from '../files/read.js';
-import {
-  FLAG_TABLE,
-  parseAffinityChain,
-  parseBackend,
-  parseBalance,
-  parseCount,
-  parseDuration,
-  parseListen,
-  parseLogLevel,
-  parseName,
-  parseCookieName,
-  parseChoice,
-  parseCidr,
-  parseLookupUrl,
-  parseAdminAddress,
-  parseExpect,
-  parseSendString,
-} from './flags.js';
-import { BACKEND_TLS_MODES, CLIENT_TLS_MODES, FRONTEND_PROTOCOLS, HEALTH_CHECK_KINDS, LOGIN_DOMAIN_MODES, PROXY_PROTOCOL_VERSIONS } from '../config/types.js';
-import type { FrontendProtocol, HealthConfig, MailConfig, ProxyProtocolVersion } from '../config/types.js';
-import { MAX_CONNS_LIMIT, MAX_HEALTH_COUNT, MAX_QUEUE_SIZE, MAX_RETRIES } from '../config/defaults.js';
+import { configFromFlags, flagPath, frontendFlagsGiven, reported, withGlobalFlags } from '../options/build.js';
+import { parseListen } from '../options/parse.js';
+import { OPTIONS, type ValueIssue } from '../options/table.js';
 
-interface RunOptions {
-  listen?: ReturnType<typeof parseListen>[];
-  backend?: ReturnType<typeof parseBackend>[];
-  affinity?: ReturnType<typeof parseAffinityChain>;
-  balance?: ReturnType<typeof parseBalance>;
-  affinityTimeout?: number;
-  affinityMaxEntries?: number;
-  connectTimeout?: number;
-  idleTimeout?: number;
-  backendStallTimeout?: number;
-  clientStallTimeout?: number;
-  finTimeout?: number;
-  retries?: number;
-  holdDown?: number;
-  peekTimeout?: number;
-  insertCookie?: string;
-  keyModule?: string;
-  protocol?: FrontendProtocol;
-  tls?: MailConfig['tls'];
-  tlsCert?: string;
-  tlsKey?: string;
-  requireTls?: boolean;
-  backendTls?: MailConfig['backendTls'];
-  backendCa?: string;
-  backendInsecure?: boolean;
-  userMap?: string;
-  userLookup?: string;
-  userCacheTtl?: number;
-  loginTimeout?: number;
-  loginDomain?: MailConfig['loginDomain'];
-  allow?: string[];
-  deny?: string[];
-  proxyProtocol?: ProxyProtocolVersion;
-  acceptProxyProtocol?: boolean;
-  trustedProxy?: string[];
-  frontendMaxConns?: number;
-  queueSize?: number;
-  queueTimeout?: number;
-  healthCheck?: HealthConfig['check'];
-  healthExpect?: string;
-  healthSend?: string;
-  healthInterval?: number;
-  healthTimeout?: number;
-  healthRise?: number;
-  healthFall?: number;
-  name?: string;
-  maxConns?: number;
-  grace?: number;
-  stateFile?: string;
-  stateInterval?: number;
-  logLevel?: LogLevel;
-  admin?: ReturnType<typeof parseAdminAddress>;
-  adminTokenFile?: string;
-  config?: string;
-}
-
-const PARSERS: Readonly<Record<string, (v: string) => unknown>> = {
-  '--listen': parseListen,
-  '--backend': parseBackend,
-  '--affinity': parseAffinityChain,
-  '--balance': parseBalance,
-  '--affinity-timeout': parseDuration,
-  '--affinity-max-entries': parseCount(1, 100_000_000),
-  '--connect-timeout': parseDuration,
-  '--idle-timeout': parseDuration,
-  '--backend-stall-timeout': parseDuration,
-  '--client-stall-timeout': parseDuration,
-  '--fin-timeout': parseDuration,
-  '--retries': parseCount(0, MAX_RETRIES),
-  '--hold-down': parseDuration,
-  '--peek-timeout': parseDuration,
-  '--insert-cookie': parseCookieName,
-  '--key-module': (v) => v,
-  '--protocol': parseChoice(FRONTEND_PROTOCOLS),
-  '--tls': parseChoice(CLIENT_TLS_MODES),
-  '--tls-cert': (v) => v,
-  '--tls-key': (v) => v,
-  '--backend-tls': parseChoice(BACKEND_TLS_MODES),
-  '--backend-ca': (v) => v,
-  '--user-map': (v) => v,
-  '--user-lookup': parseLookupUrl,
-  '--user-cache-ttl': parseDuration,
-  '--login-timeout': parseDuration,
-  '--login-domain': parseChoice(LOGIN_DOMAIN_MODES),
-  '--allow': parseCidr,
-  '--deny': parseCidr,
-  '--proxy-protocol': parseChoice(PROXY_PROTOCOL_VERSIONS),
-  '--trusted-proxy': parseCidr,
-  '--frontend-max-conns': parseCount(1, MAX_CONNS_LIMIT),
-  '--queue-size': parseCount(0, MAX_QUEUE_SIZE),
-  '--queue-timeout': parseDuration,
-  '--health-check': parseChoice(HEALTH_CHECK_KINDS),
-  '--health-expect': parseExpect,
-  '--health-send': parseSendString,
-  '--health-interval': parseDuration,
-  '--health-timeout': parseDuration,
-  '--health-rise': parseCount(1, MAX_HEALTH_COUNT),
-  '--health-fall': parseCount(1, MAX_HEALTH_COUNT),
-  '--name': parseName,
-  '--max-conns': parseCount(1, MAX_CONNS_LIMIT),
-  '--grace': parseDuration,
-  '--state-file': (v) => v,
-  '--state-interval': parseDuration,
-  '--log-level': parseLogLevel,
-  '--admin': parseAdminAddress,
-  '--admin-token-file': (v) => v,
-  '--config': (v) => v,
-};
+/**
+ * What commander collected for the run options: the texts as given (a list for a repeated
+ * flag, true for a switch), parsed afterwards by the option table so every bad value is named.
+ */
+type RunOptions = Readonly<Record<string, unknown>> & { readonly config?: string };
 
 function addRunOptions(cmd: Command): Command {
-  for (const row of FLAG_TABLE) {
-    const long = row.flags.split(' ')[0] ?? row.flags;
-    if (!row.flags.includes('<')) {
-      // A switch (--require-tls): no argument to parse.
-      cmd.addOption(new Option(row.flags, row.description));
-      continue;
-    }
-    const parse = PARSERS[long];
-    if (parse === undefined) throw new TetherError('TETHER_ERR_INTERNAL', `no parser for ${long}`);
+  for (const row of OPTIONS) {
+    if (row.flags === undefined) continue;
     const description = row.defaultText === undefined ? row.description : `${row.description} (default: ${row.defaultText})`;
     const opt = new Option(row.flags, description);
-    if (row.repeatable) opt.argParser((v: string, prev: unknown[] | undefined) => [...(prev ?? []), parse(v)]);
-    else opt.argParser((v: string) => parse(v));
+    if (row.repeatable) opt.argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), v]);
     cmd.addOption(opt);
   }
   return cmd;
 }
-
-const FLAG_FOR_FIELD: Readonly<Record<string, string>> = { listen: '--listen', backends: '--backend', affinity: '--affinity', name: '--name', 'trusted-proxies': '--trusted-proxy' };
-const FLAG_FIELD_NAMES = new Set(['affinity-timeout', 'connect-timeout', 'idle-timeout', 'backend-stall-timeout', 'client-stall-timeout', 'fin-timeout', 'affinity-max-entries', 'retries', 'hold-down', 'peek-timeout', 'insert-cookie', 'key-module', 'protocol', 'tls', 'require-tls', 'backend-tls', 'user-map', 'user-lookup', 'login-timeout', 'routes', 'proxy-protocol', 'accept-proxy-protocol', 'frontend-max-conns', 'queue-size', 'queue-timeout', 'health-check', 'health-expect', 'health-send', 'health-interval', 'health-timeout', 'health-rise', 'health-fall']);
-
-/** Top-level config keys that are flags of the same name. */
-const GLOBAL_FLAG_NAMES = new Set(['grace', 'log-level', 'state-file', 'state-interval', 'admin', 'admin-token-file']);
-
-/** Renames `frontends[0].backends[1]` to `--backend #2` for configs built from flags. */
-function flagPath(path: string): string {
-  if (GLOBAL_FLAG_NAMES.has(path)) return `--${path}`;
-  const m = /^frontends\[0\]\.([\w-]+)(?:\[(\d+)\])?(.*)$/.exec(path);
-  if (!m?.[1]) return path;
-  const flag = FLAG_FOR_FIELD[m[1]] ?? (FLAG_FIELD_NAMES.has(m[1]) ? `--${m[1]}` : m[1]);
-  return m[2] === undefined ? `${flag}${m[3] ?? ''}` : `${flag} #${String(Number(m[2]) + 1)}${m[3] ?? ''}`;
-}
-
-function configFromFlags(o: RunOptions): Config {
-  const d: FrontendDraft = {};
-  if (o.name !== undefined) d.name = o.name;
-  if (o.listen !== undefined) d.listen = o.listen;
-  if (o.backend !== undefined) d.backends = o.backend;
-  if (o.affinity !== undefined) d.affinity = o.affinity;
-  if (o.balance !== undefined) d.balance = o.balance;
-  if (o.affinityTimeout !== undefined) d.affinityTimeoutMs = o.affinityTimeout;
-  if (o.affinityMaxEntries !== undefined) d.affinityMaxEntries = o.affinityMaxEntries;
-  if (o.connectTimeout !== undefined) d.connectTimeoutMs = o.connectTimeout;
-  if (o.idleTimeout !== undefined) d.idleTimeoutMs = o.idleTimeout;
-  if (o.backendStallTimeout !== undefined) d.backendStallTimeoutMs = o.backendStallTimeout;
-  if (o.clientStallTimeout !== undefined) d.clientStallTimeoutMs = o.clientStallTimeout;
-  if (o.finTimeout !== undefined) d.finTimeoutMs = o.finTimeout;
-  if (o.retries !== undefined) d.retries = o.retries;
-  if (o.holdDown !== undefined) d.holdDownMs = o.holdDown;
-  if (o.peekTimeout !== undefined) d.peekTimeoutMs = o.peekTimeout;
-  if (o.insertCookie !== undefined) d.insertCookie = o.insertCookie;
-  if (o.keyModule !== undefined) d.keyModule = o.keyModule;
-  if (o.protocol !== undefined) d.protocol = o.protocol;
-  const mail: { -readonly [K in keyof MailConfig]?: MailConfig[K] } = {};
-  if (o.tls !== undefined) mail.tls = o.tls;
-  if (o.tlsCert !== undefined) mail.tlsCert = o.tlsCert;
-  if (o.tlsKey !== undefined) mail.tlsKey = o.tlsKey;
-  if (o.requireTls !== undefined) mail.requireTls = o.requireTls;
-  if (o.backendTls !== undefined) mail.backendTls = o.backendTls;
-  if (o.backendCa !== undefined) mail.backendCa = o.backendCa;
-  if (o.backendInsecure !== undefined) mail.backendVerify = !o.backendInsecure;
-  if (o.userMap !== undefined) mail.userMap = o.userMap;
-  if (o.userLookup !== undefined) mail.userLookup = o.userLookup;
-  if (o.userCacheTtl !== undefined) mail.userCacheTtlMs = o.userCacheTtl;
-  if (o.loginTimeout !== undefined) mail.loginTimeoutMs = o.loginTimeout;
-  if (o.loginDomain !== undefined) mail.loginDomain = o.loginDomain;
-  d.mail = mail;
-  if (o.allow !== undefined) d.allow = o.allow;
-  if (o.deny !== undefined) d.deny = o.deny;
-  if (o.proxyProtocol !== undefined) d.proxyProtocol = o.proxyProtocol;
-  if (o.acceptProxyProtocol !== undefined) d.acceptProxyProtocol = o.acceptProxyProtocol;
-  if (o.trustedProxy !== undefined) d.trustedProxies = o.trustedProxy;
-  const health: { -readonly [K in keyof HealthConfig]?: HealthConfig[K] } = {};
-  if (o.healthCheck !== undefined) health.check = o.healthCheck;
-  if (o.healthExpect !== undefined) health.expect = o.healthExpect;
-  if (o.healthSend !== undefined) health.send = o.healthSend;
-  if (o.healthInterval !== undefined) health.intervalMs = o.healthInterval;
-  if (o.healthTimeout !== undefined) health.timeoutMs = o.healthTimeout;
-  if (o.healthRise !== undefined) health.rise = o.healthRise;
-  if (o.healthFall !== undefined) health.fall = o.healthFall;
-  d.health = health;
-  if (o.frontendMaxConns !== undefined) d.maxConns = o.frontendMaxConns;
-  if (o.queueSize !== undefined) d.queueSize = o.queueSize;
-  if (o.queueTimeout !== undefined) d.queueTimeoutMs = o.queueTimeout;
-  // The global flags (--log-level, --grace, …) are laid over this by withGlobalFlags.
-  return { logLevel: 'info', graceMs: GRACE_MS, frontends: [frontendWithDefaults(d)] };
-}
-
-/**
- * The global flags — --log-level, --grace, --max-conns, --state-file, --state-interval,
- * --admin, --admin-token-file — each over what the config file (or the defaults) says.
- */
-function withGlobalFlags(config: Config, o: RunOptions): Config {
-  if (o.adminTokenFile !== undefined && o.admin === undefined && config.admin === undefined) {
-    throw new TetherError('TETHER_ERR_USAGE', '--admin-token-file needs --admin (the address of the admin API)');
-  }
-  const maxConns = o.maxConns ?? config.maxConns;
-  const stateFile = o.stateFile ?? config.stateFile;
-  const stateIntervalMs = o.stateInterval ?? config.stateIntervalMs;
-  const admin = o.admin ?? config.admin;
-  const tokenFile = o.adminTokenFile ?? config.admin?.tokenFile;
-  return {
-    ...config,
-    logLevel: o.logLevel ?? config.logLevel,
-    graceMs: o.grace ?? config.graceMs,
-    ...(maxConns === undefined ? {} : { maxConns }),
-    ...(stateFile === undefined ? {} : { stateFile }),
-    ...(stateIntervalMs === undefined ? {} : { stateIntervalMs }),
-    ...(admin === undefined ? {} : { admin: { host: admin.host, port: admin.port, ...(tokenFile === undefined ? {} : { tokenFile }) } }),
-  };
-}
-
-const FRONTEND_OPTION_KEYS = [
-  'listen', 'backend', 'affinity', 'balance', 'affinityTimeout', 'affinityMaxEntries', 'connectTimeout', 'idleTimeout', 'backendStallTimeout', 'clientStallTimeout', 'finTimeout', 'retries', 'holdDown', 'peekTimeout', 'insertCookie', 'keyModule', 'name',
-  'protocol', 'tls', 'tlsCert', 'tlsKey', 'requireTls', 'backendTls', 'backendCa', 'backendInsecure', 'userMap', 'userLookup',
-  'userCacheTtl', 'loginTimeout', 'loginDomain', 'allow', 'deny',
-  'proxyProtocol', 'acceptProxyProtocol', 'trustedProxy', 'frontendMaxConns', 'queueSize', 'queueTimeout',
-  'healthCheck', 'healthExpect', 'healthSend', 'healthInterval', 'healthTimeout', 'healthRise', 'healthFall',
-] as const;
 
 /** Exit status for each error code: usage and config problems 2, start failures 1. */
 const EXIT_STATUS: Readonly<Record<TetherErrorCode, number>> = {
@@ -287,35 +55,30 @@ function configError(lines: readonly string[], issues: readonly ConfigIssue[] = 
   return new TetherError('TETHER_ERR_CONFIG', lines.join('\n'), { issues });
 }
 
-/** Builds and validates the Config from options; prints every problem and exits 2 on any. */
+/** Builds and validates the Config from options: every problem of flags or file at once, or the Config. */
 async function resolveConfig(o: RunOptions): Promise<Config> {
-  let config: Config;
-  let issues: ConfigIssue[];
-  let fromFlags = false;
-  if (o.config !== undefined) {
-    const mixed = FRONTEND_OPTION_KEYS.filter((k) => o[k] !== undefined).map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+  const file = o.config;
+  let built: { config: Config; issues: ValueIssue[] };
+  if (file !== undefined) {
+    const mixed = frontendFlagsGiven(o);
     if (mixed.length > 0) {
       throw new TetherError('TETHER_ERR_USAGE', mixed.map((f) => `${f} cannot be combined with --config (put it in the file)`).join('\n'));
     }
-    ({ config, issues } = await loadConfigFile(o.config));
+    const loaded = await loadConfigFile(file);
+    const over = withGlobalFlags(loaded.config, o);
+    built = { config: over.config, issues: [...loaded.issues, ...over.issues] };
   } else {
-    fromFlags = true;
-    config = configFromFlags(o);
-    issues = [];
+    built = configFromFlags(o);
   }
-  config = withGlobalFlags(config, o);
-  // Cross-field rules name items by their index in the parsed lists; a file item that failed
-  // to parse was left out of them, so those paths would point at the wrong item. Run the rules
-  // once every value parses.
-  if (issues.length === 0) issues.push(...validateConfig(config));
+  const issues = reported(built.issues, validateConfig(built.config));
   if (issues.length > 0) {
-    const where = o.config === undefined ? '' : `${o.config}: `;
+    const where = file === undefined ? '' : `${file}: `;
     throw configError(
-      issues.map((i) => `${where}${fromFlags ? flagPath(i.path) : i.path}: ${i.message}`),
+      issues.map((i) => i.line ?? `${where}${file === undefined ? flagPath(i.path) : i.path}: ${i.message}`),
       issues,
     );
   }
-  return deepFreeze(config);
+  return deepFreeze(built.config);
 }
 
 /** The largest admin token file read: a token is tens of bytes. */
@@ -536,10 +299,12 @@ Examples:
   program
     .command('demo')
     .description('run three local backends that answer with their name, with tether in front (source affinity)')
-    .addOption(new Option('--listen <HOST:PORT>', 'where tether listens').default(parseListen('127.0.0.1:7000'), '127.0.0.1:7000').argParser(parseListen))
+    .addOption(new Option('--listen <HOST:PORT>', 'where tether listens').default('127.0.0.1:7000'))
     .option('--once', 'show the demo connections, then exit (no serving)')
-    .action(async (o: { listen: ReturnType<typeof parseListen>; once?: boolean }) => {
-      const demo = await runDemo({ listen: o.listen, once: o.once === true, out: process.stdout });
+    .action(async (o: { listen: string; once?: boolean }) => {
+      const listen = parseListen(o.listen);
+      if (!listen.ok) throw new TetherError('TETHER_ERR_USAGE', `option '--listen <HOST:PORT>' argument '${o.listen}' is invalid. ${listen.message}`);
+      const demo = await runDemo({ listen: listen.value, once: o.once === true, out: process.stdout });
       if (o.once === true) return;
       await new Promise<void>((resolve) => {
         const stop = (): void => {

@@ -8,7 +8,7 @@ import { expandListen, formatAddress } from '../accept/port-range.js';
 import type { Config } from '../config/types.js';
 import { TetherError } from '../errors.js';
 import { execPathProblem, isUnitUserName, listenStreamProblem, serviceUnit, socketUnit } from '../systemd/unit.js';
-import { FLAG_TABLE } from './flags.js';
+import { OPTIONS } from '../options/table.js';
 
 /** The options of `systemd-unit` itself (not passed on to ExecStart). */
 export interface UnitOptions {
@@ -21,8 +21,8 @@ export interface UnitOptions {
 const UNIT_VALUE_FLAGS = new Set(['--user', '--exec']);
 const UNIT_SWITCHES = new Set(['--socket']);
 /** Run flags whose value is a file path: made absolute. */
-const PATH_FLAGS = new Set(['--config', '--key-module', '--tls-cert', '--tls-key', '--backend-ca', '--user-map']);
-const RUN_VALUE_FLAGS = new Set(FLAG_TABLE.filter((r) => r.flags.includes('<')).map((r) => r.flags.split(' ')[0] ?? r.flags));
+const PATH_FLAGS = new Set(OPTIONS.flatMap((r) => (r.takesFile && r.flag !== undefined ? [r.flag] : [])));
+const RUN_VALUE_FLAGS = new Set(OPTIONS.flatMap((r) => (r.flag !== undefined && r.flags?.includes('<') === true ? [r.flag] : [])));
 
 /**
  * The run flags of `tokens` (argv after the program name, as commander accepted it): drops the

@@ -7,6 +7,9 @@ export const AFFINITY_TIMEOUT_MS = 30 * 60_000;
 /** Entries kept before least-recently-used eviction. ~100 bytes each → ~10 MB at the cap. */
 export const AFFINITY_MAX_ENTRIES = 100_000;
 
+/** The largest --affinity-max-entries: 100 million entries are ~20 GB of table, past any one host. */
+export const MAX_AFFINITY_ENTRIES = 100_000_000;
+
 /** Backend connect timeout. HAProxy's `timeout connect` is commonly 5s; loopback/LAN dials
  *  take well under a millisecond, so 5s only catches black holes. */
 export const CONNECT_TIMEOUT_MS = 5_000;

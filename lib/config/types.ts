@@ -200,3 +200,25 @@ export interface Config {
   readonly maxConns?: number;
   readonly frontends: readonly FrontendConfig[];
 }
+
+/** The `--affinity` spelling of a step (`source/24/64`, `http-cookie:JSESSIONID`). */
+export function formatAffinityStep(step: AffinityStep): string {
+  switch (step.kind) {
+    case 'source':
+      return step.v4Bits === 32 && step.v6Bits === 128 ? 'source' : `source/${String(step.v4Bits)}/${String(step.v6Bits)}`;
+    case 'http-header':
+    case 'http-cookie':
+    case 'url-param':
+      return `${step.kind}:${step.name}`;
+    case 'none':
+    case 'sni':
+    case 'tls-session':
+    case 'tls-ticket':
+    case 'http-host':
+    case 'xmpp-to':
+    case 'key-module':
+    case 'login':
+      return step.kind;
+  }
+}
+

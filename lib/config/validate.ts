@@ -4,7 +4,8 @@ import ipaddr from 'ipaddr.js';
 import type { ConfigIssue } from '../errors.js';
 import type { Config, FrontendConfig, ListenSpec } from './types.js';
 import { MAX_PORT_RANGE, MIN_HEALTH_INTERVAL_MS, MIN_STATE_INTERVAL_MS } from './defaults.js';
-import { formatAffinityStep } from '../cli/flags.js';
+import { formatAffinityStep } from './types.js';
+import { pathOf } from './origin.js';
 
 function isWildcard(host: string): boolean {
   return host === '0.0.0.0' || host === '::' || host === '0:0:0:0:0:0:0:0';
@@ -37,7 +38,7 @@ function checkFrontend(fe: FrontendConfig, at: string, issues: ConfigIssue[]): v
   const names = new Set<string>();
   fe.backends.forEach((b, i) => {
     if (names.has(b.name)) {
-      issues.push({ path: `${at}.backends[${String(i)}]`, message: `duplicate backend name "${b.name}"; give each a NAME= prefix` });
+      issues.push({ path: pathOf(b, `${at}.backends[${String(i)}]`), message: `duplicate backend name "${b.name}"; give each a NAME= prefix` });
     }
     names.add(b.name);
     for (const l of fe.listen) {
@@ -47,13 +48,13 @@ function checkFrontend(fe: FrontendConfig, at: string, issues: ConfigIssue[]): v
           : listenCovers(l, b.host, b.port) && l.portLow !== 0;
       if (loops) {
         issues.push({
-          path: `${at}.backends[${String(i)}]`,
+          path: pathOf(b, `${at}.backends[${String(i)}]`),
           message: `backend "${b.name}" is tether's own listen address ${l.host}:${String(l.portLow)}; connections would loop`,
         });
       }
     }
     if (b.port === undefined && fe.listen.some((l) => l.portLow === 0)) {
-      issues.push({ path: `${at}.backends[${String(i)}]`, message: `backend "${b.name}" has no port, which needs a listen address with a fixed port` });
+      issues.push({ path: pathOf(b, `${at}.backends[${String(i)}]`), message: `backend "${b.name}" has no port, which needs a listen address with a fixed port` });
     }
   });
   if (fe.backends.length > 0 && fe.backends.every((b) => b.backup)) {
@@ -62,7 +63,7 @@ function checkFrontend(fe: FrontendConfig, at: string, issues: ConfigIssue[]): v
 
   fe.listen.forEach((l, i) => {
     if (l.portHigh - l.portLow + 1 > MAX_PORT_RANGE) {
-      issues.push({ path: `${at}.listen[${String(i)}]`, message: `port range ${String(l.portLow)}-${String(l.portHigh)} is larger than ${String(MAX_PORT_RANGE)} ports` });
+      issues.push({ path: pathOf(l, `${at}.listen[${String(i)}]`), message: `port range ${String(l.portLow)}-${String(l.portHigh)} is larger than ${String(MAX_PORT_RANGE)} ports` });
     }
   });
 
@@ -75,12 +76,12 @@ function checkFrontend(fe: FrontendConfig, at: string, issues: ConfigIssue[]): v
     else if (p.backends.every((b) => b.backup)) issues.push({ path: `${here}.backends`, message: 'every backend is marked backup; at least one must be a primary' });
     const seen = new Set<string>();
     p.backends.forEach((b, i) => {
-      if (seen.has(b.name)) issues.push({ path: `${here}.backends[${String(i)}]`, message: `duplicate backend name "${b.name}"` });
+      if (seen.has(b.name)) issues.push({ path: pathOf(b, `${here}.backends[${String(i)}]`), message: `duplicate backend name "${b.name}"` });
       seen.add(b.name);
     });
   });
   fe.routes.forEach((r, i) => {
-    if (!poolNames.has(r.pool)) issues.push({ path: `${at}.routes[${String(i)}].pool`, message: `no pool named "${r.pool}"` });
+    if (!poolNames.has(r.pool)) issues.push({ path: `${pathOf(r, `${at}.routes[${String(i)}]`)}.pool`, message: `no pool named "${r.pool}"` });
   });
   if (fe.insertCookie !== undefined && fe.affinity.some((s) => s.kind === 'http-cookie' && s.name === fe.insertCookie)) {
     issues.push({ path: `${at}.insert-cookie`, message: `"${fe.insertCookie}" is also an http-cookie key; tether's inserted cookie needs a name of its own` });
@@ -204,12 +205,12 @@ export function validateConfig(config: Config): ConfigIssue[] {
   const feNames = new Set<string>();
   const allListens: { at: string; l: ListenSpec }[] = [];
   config.frontends.forEach((fe, i) => {
-    const at = `frontends[${String(i)}]`;
+    const at = pathOf(fe, `frontends[${String(i)}]`);
     if (feNames.has(fe.name)) issues.push({ path: `${at}.name`, message: `duplicate frontend name "${fe.name}"` });
     feNames.add(fe.name);
     checkFrontend(fe, at, issues);
     fe.listen.forEach((l, j) => {
-      const here = `${at}.listen[${String(j)}]`;
+      const here = pathOf(l, `${at}.listen[${String(j)}]`);
       for (const other of allListens) {
         if (overlaps(other.l, l)) issues.push({ path: here, message: `overlaps ${other.at}` });
       }

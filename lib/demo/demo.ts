@@ -5,7 +5,7 @@ import net from 'node:net';
 import type { Writable } from 'node:stream';
 import { formatAddress } from '../accept/port-range.js';
 import { realClock, realRng } from '../clock.js';
-import { frontendWithDefaults } from '../config/document.js';
+import { frontendWithDefaults } from '../options/build.js';
 import type { ListenSpec } from '../config/types.js';
 import { createLogger, flushLog } from '../log.js';
 import { startTether } from '../proxy.js';

@@ -141,7 +141,7 @@ t.test('admin misconfiguration exits 2 with one line each', async (t) => {
     [['--admin', '0.0.0.0:9900'], /admin: 0\.0\.0\.0 is not a loopback address: the admin API there needs admin-token-file/],
     [['--admin', '127.0.0.1'], /--admin/],
     [['--admin', '127.0.0.1:9900-9901'], /--admin/],
-    [['--admin-token-file', empty], /--admin-token-file needs --admin/],
+    [['--admin-token-file', empty], /--admin-token-file: needs --admin/],
     [['--admin', '127.0.0.1:0', '--admin-token-file', path.join(dir, 'missing')], /cannot read --admin-token-file .*ENOENT/],
     [['--admin', '127.0.0.1:0', '--admin-token-file', empty], /expected one token/],
   ];

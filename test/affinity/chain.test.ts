@@ -4,7 +4,7 @@ import { captureTls12TicketResumption, captureTls13Resumption } from '../../fixt
 import { MAX_STORED_KEY_BYTES, chainLookups, chainNeedsPeek, storedValue, tableKey } from '../../lib/affinity/chain.js';
 import type { Lookup } from '../../lib/place/place.js';
 import { ticketKeyName } from '../../lib/wire/tls/ticket-key-name.js';
-import { parseAffinityChain } from '../../lib/cli/flags.js';
+import { parseAffinityChain } from '../helpers/parse.js';
 import type { Facts } from '../../lib/facts.js';
 import type { PeekFacts } from '../../lib/peek/sniff.js';
 import { parseRequestHead, type RequestHead } from '../../lib/wire/http/request-head.js';

@@ -1,4 +1,4 @@
-// The README's option and error tables must equal the ones made from FLAG_TABLE and ERROR_CODES.
+// The README's option and error tables must equal the ones made from the option table (lib/options/table.ts) and ERROR_CODES.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
@@ -12,7 +12,7 @@ function section(name: string): string {
   return m?.[1] ?? '(section missing)';
 }
 
-t.equal(section('options'), optionTableMarkdown(), 'README option table matches FLAG_TABLE (paste the expected value)');
+t.equal(section('options'), optionTableMarkdown(), 'README option table matches the option table (paste the expected value)');
 t.equal(section('errors'), errorTableMarkdown(), 'README error table matches ERROR_CODES (paste the expected value)');
 t.match(readme.split('\n').slice(0, 12).join('\n'), /npm ci && npm start[\s\S]*npm ci && npm test/, 'README opens with the two commands');
 

@@ -4,7 +4,7 @@ import { chmodSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { buildUnit, runFlagsFrom } from '../../lib/cli/systemd-unit.js';
-import { frontendWithDefaults } from '../../lib/config/document.js';
+import { frontendWithDefaults } from '../../lib/options/build.js';
 import type { Config } from '../../lib/config/types.js';
 import { TetherError } from '../../lib/errors.js';
 

@@ -1,11 +1,15 @@
 import t from 'tap';
-import { configFromDocument, frontendWithDefaults, healthWithDefaults, mailWithDefaults } from '../../lib/config/document.js';
+import { configFromDocument } from '../../lib/config/document.js';
+import { frontendWithDefaults } from '../../lib/options/build.js';
+
+const mailWithDefaults = () => frontendWithDefaults({}).mail;
+const healthWithDefaults = () => frontendWithDefaults({}).health;
 import * as D from '../../lib/config/defaults.js';
 import type { FrontendConfig } from '../../lib/config/types.js';
 
 const BACKEND_SYNTAX = '[NAME=]HOST[:PORT][,weight=N][,max-conns=N][,backup][,drain[=DURATION]|,maint]';
 const FRONTEND_FIELDS =
-  'name, listen, backends, affinity, balance, affinity-timeout, affinity-max-entries, connect-timeout, idle-timeout, backend-stall-timeout, client-stall-timeout, fin-timeout, retries, hold-down, peek-timeout, insert-cookie, key-module, pools, routes, protocol, tls, tls-cert, tls-key, require-tls, backend-tls, backend-ca, backend-insecure, user-map, user-lookup, user-cache-ttl, login-timeout, login-domain, allow, deny, proxy-protocol, accept-proxy-protocol, trusted-proxies, frontend-max-conns, queue-size, queue-timeout, health-check, health-expect, health-send, health-interval, health-timeout, health-rise, health-fall';
+  'listen, backends, affinity, balance, affinity-timeout, affinity-max-entries, connect-timeout, idle-timeout, backend-stall-timeout, client-stall-timeout, fin-timeout, retries, hold-down, peek-timeout, insert-cookie, key-module, pools, routes, protocol, tls, tls-cert, tls-key, require-tls, backend-tls, backend-ca, backend-insecure, user-map, user-lookup, user-cache-ttl, login-timeout, login-domain, allow, deny, proxy-protocol, accept-proxy-protocol, trusted-proxies, frontend-max-conns, queue-size, queue-timeout, health-check, health-expect, health-send, health-interval, health-timeout, health-rise, health-fall, name';
 
 /** The issues of `doc`, as `path: message` lines. */
 const issuesOf = (doc: unknown): string[] => configFromDocument(doc).issues.map((i) => `${i.path}: ${i.message}`);
@@ -164,7 +168,7 @@ t.test('unknown fields are named by path at every level', (t) => {
       frontends: [{ listen: '127.0.0.1:1', backends: [{ host: 'h', colour: 'blue' }], colour: 'green' }],
     }),
     [
-      'colour: unknown field; expected one of frontends, log-level, grace, max-conns, admin, admin-token-file, state-file, state-interval',
+      'colour: unknown field; expected one of frontends, max-conns, grace, state-file, state-interval, log-level, admin, admin-token-file',
       `frontends[0].colour: unknown field; expected one of ${FRONTEND_FIELDS}`,
       'frontends[0].backends[0].colour: unknown field; expected one of name, host, port, weight, max-conns, backup, state',
     ],
@@ -194,19 +198,19 @@ t.test("a bad value is reported at its field, with the flag parser's message", (
       ],
     }),
     [
-      'log-level: expected one of fatal, error, warn, info, debug, trace, silent, got "loud"',
       'grace: expected a duration such as 500ms, 30s, 10m, 1h (a bare number is milliseconds), got "-1s"',
-      `frontends[0].name: expected a name of letters, digits, '_', '.', '-', got "bad name"`,
+      'log-level: expected one of fatal, error, warn, info, debug, trace, silent, got "loud"',
       'frontends[0].listen[1]: expected ports 1-65535 in HOST:PORT or HOST:PORT-PORT ([::1]:PORT for IPv6), got "127.0.0.1:65536"',
       `frontends[0].backends[1]: expected weight=N with N in 1..1000 in ${BACKEND_SYNTAX}, got "b=127.0.0.1:1,weight=0"`,
       'frontends[0].affinity: expected a comma list of: none, source[/V4BITS[/V6BITS]], sni, tls-session, tls-ticket, http-host, http-header:NAME, http-cookie:NAME, url-param:NAME, xmpp-to, key-module, login, got "snow"',
       'frontends[0].balance: expected one of hash, roundrobin, leastconn, random2, got "rr"',
       'frontends[0].affinity-timeout: expected a duration such as 500ms, 30s, 10m, 1h (a bare number is milliseconds), got "10x"',
+      'frontends[0].affinity-max-entries: expected a whole number from 1 to 100000000, got "0"',
       'frontends[0].connect-timeout: expected a string or number, got boolean true',
       'frontends[0].idle-timeout: expected a string or number, got a list',
-      'frontends[0].hold-down: expected a string or number, got null',
-      'frontends[0].affinity-max-entries: expected a whole number from 1 to 100000000, got "0"',
       'frontends[0].retries: expected a whole number from 0 to 16, got "17"',
+      'frontends[0].hold-down: expected a string or number, got null',
+      `frontends[0].name: expected a name of letters, digits, '_', '.', '-', got "bad name"`,
     ],
   );
   t.end();

@@ -2,7 +2,10 @@
 // documents, their defaults (imap/pop3 banner checks expect the greeting), and the cross-field
 // rules of validate.ts.
 import t from 'tap';
-import { configFromDocument, healthWithDefaults } from '../../lib/config/document.js';
+import { configFromDocument } from '../../lib/config/document.js';
+import { frontendWithDefaults } from '../../lib/options/build.js';
+
+const healthWithDefaults = () => frontendWithDefaults({}).health;
 import * as D from '../../lib/config/defaults.js';
 import { validateConfig } from '../../lib/config/validate.js';
 

@@ -2,22 +2,19 @@
 // `frontend-max-conns`, `queue-size`, `queue-timeout`, through the flag parsers, the config
 // document and validation.
 import t from 'tap';
-import { InvalidArgumentError } from 'commander';
-import { parseBackend, parseListen } from '../../lib/cli/flags.js';
-import { configFromDocument, frontendWithDefaults } from '../../lib/config/document.js';
+import { parseBackend, parseListen } from '../helpers/parse.js';
+import { parseBackend as readBackend } from '../../lib/options/parse.js';
+import { configFromDocument } from '../../lib/config/document.js';
+import { frontendWithDefaults } from '../../lib/options/build.js';
 import * as D from '../../lib/config/defaults.js';
 import { validateConfig } from '../../lib/config/validate.js';
 
 const SYNTAX = '[NAME=]HOST[:PORT][,weight=N][,max-conns=N][,backup][,drain[=DURATION]|,maint]';
 
-/** The message parseBackend throws for `text` (an InvalidArgumentError), or 'ok'. */
+/** The message parseBackend rejects `text` with, or 'ok'. */
 function backendError(text: string): string {
-  try {
-    parseBackend(text);
-    return 'ok';
-  } catch (e) {
-    return e instanceof InvalidArgumentError ? e.message : `not an InvalidArgumentError: ${String(e)}`;
-  }
+  const p = readBackend(text);
+  return p.ok ? 'ok' : p.message;
 }
 
 t.test('parseBackend: max-conns=N with other options, in any order', (t) => {
@@ -93,7 +90,7 @@ t.test('config document: bad limit values are reported with their field paths', 
     `${at}.backends[1].max-conns: expected a number, got a list`,
     `${at}.backends[2]: expected max-conns=N with N in 1..10000000 in ${SYNTAX}, got "j,max-conns=x"`,
     `${at}.frontend-max-conns: expected a whole number from 1 to 10000000, got "-5"`,
-    `${at}.max-conns: unknown field; expected one of name, listen, backends, affinity, balance, affinity-timeout, affinity-max-entries, connect-timeout, idle-timeout, backend-stall-timeout, client-stall-timeout, fin-timeout, retries, hold-down, peek-timeout, insert-cookie, key-module, pools, routes, protocol, tls, tls-cert, tls-key, require-tls, backend-tls, backend-ca, backend-insecure, user-map, user-lookup, user-cache-ttl, login-timeout, login-domain, allow, deny, proxy-protocol, accept-proxy-protocol, trusted-proxies, frontend-max-conns, queue-size, queue-timeout, health-check, health-expect, health-send, health-interval, health-timeout, health-rise, health-fall`,
+    `${at}.max-conns: unknown field; expected one of listen, backends, affinity, balance, affinity-timeout, affinity-max-entries, connect-timeout, idle-timeout, backend-stall-timeout, client-stall-timeout, fin-timeout, retries, hold-down, peek-timeout, insert-cookie, key-module, pools, routes, protocol, tls, tls-cert, tls-key, require-tls, backend-tls, backend-ca, backend-insecure, user-map, user-lookup, user-cache-ttl, login-timeout, login-domain, allow, deny, proxy-protocol, accept-proxy-protocol, trusted-proxies, frontend-max-conns, queue-size, queue-timeout, health-check, health-expect, health-send, health-interval, health-timeout, health-rise, health-fall, name`,
     `${at}.queue-size: expected a whole number from 0 to 100000, got "100001"`,
     `${at}.queue-timeout: expected a duration such as 500ms, 30s, 10m, 1h (a bare number is milliseconds), got "soon"`,
     'max-conns: expected a whole number from 1 to 10000000, got "0"',

@@ -1,7 +1,8 @@
 // Mail options through the flag parsers and validate.ts: every misuse is one named issue.
 import t from 'tap';
-import { parseAffinityChain, parseBackend, parseListen, parseLookupUrl } from '../../lib/cli/flags.js';
-import { frontendWithDefaults, type FrontendDraft } from '../../lib/config/document.js';
+import { parseAffinityChain, parseBackend, parseListen, parseLookupUrl } from '../helpers/parse.js';
+import { frontendWithDefaults } from '../../lib/options/build.js';
+import type { FrontendDraft } from '../../lib/options/table.js';
 import { validateConfig } from '../../lib/config/validate.js';
 
 const fe = (d: FrontendDraft) =>

@@ -1,7 +1,8 @@
 // Config documents with pools, routes and the peek-related keys; then the cross-field rules.
 import t, { type Test } from 'tap';
-import { parseBackend, parseListen } from '../../lib/cli/flags.js';
-import { configFromDocument, frontendWithDefaults } from '../../lib/config/document.js';
+import { parseBackend, parseListen } from '../helpers/parse.js';
+import { configFromDocument } from '../../lib/config/document.js';
+import { frontendWithDefaults } from '../../lib/options/build.js';
 import { PEEK_TIMEOUT_MS } from '../../lib/config/defaults.js';
 import type { Config, FrontendConfig, PoolConfig } from '../../lib/config/types.js';
 import { validateConfig } from '../../lib/config/validate.js';

@@ -1,6 +1,7 @@
 import t from 'tap';
-import { parseBackend, parseListen } from '../../lib/cli/flags.js';
-import { frontendWithDefaults, type FrontendDraft } from '../../lib/config/document.js';
+import { parseBackend, parseListen } from '../helpers/parse.js';
+import { frontendWithDefaults } from '../../lib/options/build.js';
+import type { FrontendDraft } from '../../lib/options/table.js';
 import { MAX_PORT_RANGE, MIN_STATE_INTERVAL_MS } from '../../lib/config/defaults.js';
 import type { AffinityStep, Config, FrontendConfig } from '../../lib/config/types.js';
 import { deepFreeze, validateConfig } from '../../lib/config/validate.js';

@@ -5,7 +5,9 @@ import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { FLAG_TABLE } from '../../lib/cli/flags.js';
+import { OPTIONS } from '../../lib/options/table.js';
+
+const FLAG_TABLE = OPTIONS.flatMap((r) => (r.flags === undefined ? [] : [{ flags: r.flags }]));
 import { ROOT, runTetherToExit } from '../helpers/run-tether.js';
 import { errorLines, otherLines } from '../helpers/e2e-tools.js';
 

@@ -2,7 +2,7 @@
 // pools share it, a transition logged once per pool, and nothing after stop().
 import t from 'tap';
 import { realClock } from '../../lib/clock.js';
-import { frontendWithDefaults } from '../../lib/config/document.js';
+import { frontendWithDefaults } from '../../lib/options/build.js';
 import type { BackendSpec } from '../../lib/config/types.js';
 import { startHealthChecks } from '../../lib/health/monitor.js';
 import { createLogger } from '../../lib/log.js';

@@ -8,7 +8,10 @@ import { frontendWithDefaults, type FrontendDraft } from '../../lib/config/docum
 import type { Config, FrontendConfig } from '../../lib/config/types.js';
 import { validateConfig } from '../../lib/config/validate.js';
 import type { ConfigIssue } from '../../lib/errors.js';
+import { realClock, realRng } from '../../lib/clock.js';
+import { createLogger } from '../../lib/log.js';
 import { checkRuntime } from '../../lib/runtime/check.js';
+import { buildFrontend } from '../../lib/runtime/frontend.js';
 import { generateLeaf, generatePki } from '../../fixtures/pki.js';
 
 /** OpenSSL 3's words (Node 20) for a private key that is not the certificate's. */
@@ -180,7 +183,16 @@ for (const c of CASES) {
     const config = c.config(f);
     // The config itself is valid: every issue below comes from loading its files.
     t.same(validateConfig(config), [], 'validateConfig finds nothing');
-    t.same(await checkRuntime(config), c.issues(f));
+    const issues = c.issues(f);
+    t.same(await checkRuntime(config), issues);
+    // The same words as a start: building frontends[0] as a start does stops at its first issue.
+    const first = issues.find((i) => i.path.startsWith('frontends[0].'));
+    const fe = config.frontends[0];
+    if (fe === undefined) throw new Error('no frontend');
+    const deps = { logger: createLogger('silent', { write: () => undefined }), clock: realClock, rng: realRng };
+    const built = buildFrontend(fe, deps, { maxConns: undefined, opens: [] });
+    if (first === undefined) await (await built).keyModule?.close();
+    else await t.rejects(built, { code: 'TETHER_ERR_CONFIG', message: first.message }, 'a start fails with the same message');
   });
 }
 

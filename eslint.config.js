@@ -1,7 +1,30 @@
 // ESLint flat config: typescript-eslint strict + stylistic (type-checked), plus the layout's
-// dependency rules (see ../shared/STYLE.md §2 and §9).
+// dependency rules (README "Layout": pure folders do no I/O, only lib/cli/ touches the process,
+// and imports point down the flow, never up).
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+
+// Import direction. In flat config a later object's setting of a rule replaces an earlier one
+// for the files both match, so each block below lists every pattern that applies to its files.
+// These use @typescript-eslint/no-restricted-imports (type-only imports count too), leaving the
+// core no-restricted-imports to the pure-folder block.
+const LAYOUT = 'README "Layout"';
+/** (a) lib/cli/ and lib/proxy.ts sit on top: only lib/cli/ and lib/demo/ import them. */
+const onTop = (cliExceptions = []) => [
+  { group: ['**/cli/**', ...cliExceptions], message: `Only lib/cli/ and lib/demo/ import lib/cli/ (${LAYOUT}).` },
+  { group: ['**/proxy.js'], message: `Only lib/cli/ and lib/demo/ import lib/proxy.ts, the flow (lib/runtime/ is handed it as serve) (${LAYOUT}).` },
+];
+/** (b) Stage folders know nothing of what runs them or sits around them. */
+const STAGES = ['accept', 'peek', 'greet', 'affinity', 'place', 'connect', 'splice', 'conn', 'wire', 'health'];
+const aroundTheFlow = ['runtime', 'admin', 'state', 'systemd', 'demo', 'options'].map((dir) => ({
+  group: [`**/${dir}/**`],
+  message: `Stage folders do not import lib/${dir}/: take what you need as a value or a callback (${LAYOUT}).`,
+}));
+const restrictImports = (patterns) => ({ '@typescript-eslint/no-restricted-imports': ['error', { patterns }] });
+// TODO(options): removed when parsers leave cli/ (formatAffinityStep → config/types.ts, the value
+// parsers → options/parse.ts); until then these files may import lib/cli/flags.ts, nothing else of cli/.
+const CLI_FLAGS_TODO = ['lib/admin/explain.ts', 'lib/admin/server.ts', 'lib/config/validate.ts', 'lib/config/document.ts'];
+const CLI_FLAGS_TODO_STAGE = ['lib/affinity/chain.ts'];
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', '.tap/**', 'coverage/**', 'bin/**', 'eslint.config.js', 'test/wire/coverage-map.mjs', '.ci/**'] },
@@ -38,7 +61,7 @@ export default tseslint.config(
         {
           paths: ['node:net', 'node:tls', 'node:timers', 'pino', 'net', 'tls'].map((name) => ({
             name,
-            message: 'Pure stages do no I/O: take inputs as values (STYLE.md §2 rule 1/2).',
+            message: `Pure stages do no I/O: take inputs as values (${LAYOUT}).`,
           })),
         },
       ],
@@ -50,11 +73,16 @@ export default tseslint.config(
     rules: {
       'no-restricted-syntax': [
         'error',
-        { selector: "MemberExpression[object.name='process'][property.name=/^(argv|exit|env)$/]", message: 'Only lib/cli/ reads argv/env or exits (STYLE.md §2 rule 4).' },
-        { selector: "CallExpression[callee.object.name='process'][callee.property.name=/^(on|once)$/]", message: 'Only lib/cli/ handles signals (STYLE.md §2 rule 4).' },
+        { selector: "MemberExpression[object.name='process'][property.name=/^(argv|exit|env)$/]", message: `Only lib/cli/ reads argv/env or exits (${LAYOUT}).` },
+        { selector: "CallExpression[callee.object.name='process'][callee.property.name=/^(on|once)$/]", message: `Only lib/cli/ handles signals (${LAYOUT}).` },
       ],
     },
   },
+  // Tests, bench and fixtures are not covered: they may import anything.
+  { files: ['lib/**/*.ts'], ignores: ['lib/cli/**', 'lib/demo/**'], rules: restrictImports(onTop()) },
+  { files: STAGES.map((dir) => `lib/${dir}/**/*.ts`), rules: restrictImports([...onTop(), ...aroundTheFlow]) },
+  { files: CLI_FLAGS_TODO, rules: restrictImports(onTop(['!**/cli/flags.js'])) },
+  { files: CLI_FLAGS_TODO_STAGE, rules: restrictImports([...onTop(['!**/cli/flags.js']), ...aroundTheFlow]) },
   {
     files: ['test/**/*.ts', 'bench/**/*.ts', 'fixtures/**/*.ts'],
     rules: {

@@ -49,7 +49,7 @@ export function countCheck(
   return { count: { up: count.up, streak } };
 }
 
-/** What a check's response says so far (the 3-way parse result of STYLE.md, for a regex). */
+/** What a check's response says so far (wire/parse.ts's 3-way Parse result, for a regex). */
 export type ExpectVerdict = 'match' | 'need-more' | 'mismatch';
 
 /**

@@ -4,9 +4,9 @@
 import { formatAddress } from '../accept/port-range.js';
 import type { LimitName } from '../accept/limits.js';
 import { storedValue } from '../affinity/chain.js';
+import type { Ended } from '../conn/connection.js';
 import { EVENTS, flushSoon, keyHash } from '../log.js';
-import type { Deps, Frontend, FrontendStats } from '../runtime/types.js';
-import type { Ended } from './connection.js';
+import type { Deps, Frontend, FrontendStats } from './types.js';
 
 /** Logs `limit.reached` for `limit` (at most once a second per frontend, limit and pool). */
 export function noteLimit(fe: Frontend, limit: LimitName, max: number, deps: Deps, pool?: string): void {

@@ -20,7 +20,8 @@ import { buildUnit, runFlagsFrom, type UnitOptions } from './systemd-unit.js';
 import { runDemo } from '../demo/demo.js';
 import { checkStateFile, readStateFile, startStateSaver, type StateSaver, type TableRef } from '../state/state-file.js';
 import { loadConfigFile } from './config-file.js';
-import { describeFileError, readFileBounded } from '../files/read.js';
+import { readToken } from '../admin/token.js';
+import { checkRuntime } from '../runtime/check.js';
 import { configFromFlags, flagPath, frontendFlagsGiven, reported, withGlobalFlags } from '../options/build.js';
 import { parseListen } from '../options/parse.js';
 import { OPTIONS, type ValueIssue } from '../options/table.js';
@@ -55,8 +56,11 @@ function configError(lines: readonly string[], issues: readonly ConfigIssue[] = 
   return new TetherError('TETHER_ERR_CONFIG', lines.join('\n'), { issues });
 }
 
-/** Builds and validates the Config from options: every problem of flags or file at once, or the Config. */
-async function resolveConfig(o: RunOptions): Promise<Config> {
+/**
+ * Builds and validates the Config from options: every problem of flags or file at once, or the
+ * Config. With `loadFiles` (`tether check`), also loads every file a start would (runtime/check.ts).
+ */
+async function resolveConfig(o: RunOptions, loadFiles = false): Promise<Config> {
   const file = o.config;
   let built: { config: Config; issues: ValueIssue[] };
   if (file !== undefined) {
@@ -71,6 +75,11 @@ async function resolveConfig(o: RunOptions): Promise<Config> {
     built = configFromFlags(o);
   }
   const issues = reported(built.issues, validateConfig(built.config));
+  if (loadFiles) {
+    // A load's message names its flag and file already (`cannot read --tls-cert x: ENOENT`), as a start's error does.
+    const loads = await checkRuntime(built.config);
+    issues.push(...reported(issues, loads).slice(issues.length).map((i) => (file === undefined ? { ...i, line: i.message } : i)));
+  }
   if (issues.length > 0) {
     const where = file === undefined ? '' : `${file}: `;
     throw configError(
@@ -79,22 +88,6 @@ async function resolveConfig(o: RunOptions): Promise<Config> {
     );
   }
   return deepFreeze(built.config);
-}
-
-/** The largest admin token file read: a token is tens of bytes. */
-const MAX_TOKEN_BYTES = 4096;
-
-/** Reads the admin bearer token (surrounding whitespace dropped). Rejects with TETHER_ERR_CONFIG. */
-async function readToken(file: string): Promise<string> {
-  let text: string;
-  try {
-    text = (await readFileBounded(file, { maxBytes: MAX_TOKEN_BYTES })).toString('utf8');
-  } catch (e) {
-    throw new TetherError('TETHER_ERR_CONFIG', `cannot read --admin-token-file ${file}: ${describeFileError(e)}`, { cause: e });
-  }
-  const token = text.trim();
-  if (token === '' || /\s/.test(token)) throw new TetherError('TETHER_ERR_CONFIG', `--admin-token-file ${file}: expected one token with no spaces`);
-  return token;
 }
 
 /** The variables systemd hands a service: readiness notification and socket activation. */
@@ -276,7 +269,7 @@ Examples:
       .description('validate flags or --config FILE and exit: 0 when valid, 2 with every problem'),
   ).action(async (o: RunOptions) => {
     // Flags written before `check` belong to the root command; they count too.
-    const config = await resolveConfig({ ...program.opts<RunOptions>(), ...o });
+    const config = await resolveConfig({ ...program.opts<RunOptions>(), ...o }, true);
     const n = config.frontends.length;
     process.stdout.write(`tether: configuration ok (${String(n)} frontend${n === 1 ? '' : 's'})\n`);
   });

@@ -1,5 +1,6 @@
 // I/O. What an imap/pop3 frontend needs at run time: its TLS context, the backend CA, the user
-// directory.
+// directory. The loaders are shared with checkRuntime (runtime/check.ts), so `tether check`
+// reads the files exactly as a start does.
 import net from 'node:net';
 import tls from 'node:tls';
 import { UserDirectory } from '../affinity/directory.js';

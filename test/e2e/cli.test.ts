@@ -59,6 +59,16 @@ const USAGE_CASES: readonly UsageCase[] = [
   { name: 'retries above the cap', args: [...LISTEN, ...BACKEND, '--retries', '99'], errors: [
     `tether: error: option '--retries <N>' argument '99' is invalid. expected a whole number from 0 to 16, got "99"`,
   ] },
+  { name: 'three bad flags: three messages, and the rules on what did parse', args: ['--listen', '127.0.0.1:99999', '--backend', 'a=127.0.0.1:1', '--backend', 'a=127.0.0.1:2', '--retries', '99', '--grace', '5x'], errors: [
+    `tether: error: option '--listen <HOST:PORT>' argument '127.0.0.1:99999' is invalid. expected ports 1-65535 in ${LISTEN_SYNTAX}, got "127.0.0.1:99999"`,
+    `tether: error: option '--retries <N>' argument '99' is invalid. expected a whole number from 0 to 16, got "99"`,
+    `tether: error: option '--grace <DURATION>' argument '5x' is invalid. expected a duration such as 500ms, 30s, 10m, 1h (a bare number is milliseconds), got "5x"`,
+    'tether: error: --backend #2: duplicate backend name "a"; give each a NAME= prefix',
+  ] },
+  { name: 'a bad item does not shift the names of the items after it', args: [...LISTEN, '--backend', 'a=127.0.0.1:0', '--backend', 'b=127.0.0.1:2', '--backend', 'b=127.0.0.1:3'], errors: [
+    `tether: error: option '--backend <SPEC>' argument 'a=127.0.0.1:0' is invalid. expected a port 1-65535 in ${BACKEND_SYNTAX}, got "a=127.0.0.1:0"`,
+    'tether: error: --backend #3: duplicate backend name "b"; give each a NAME= prefix',
+  ] },
   { name: 'duplicate backend names', args: [...LISTEN, '--backend', 'a=127.0.0.1:1', '--backend', 'a=127.0.0.1:2'], errors: [
     'tether: error: --backend #2: duplicate backend name "a"; give each a NAME= prefix',
   ] },

@@ -4,7 +4,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { frontendWithDefaults, type FrontendDraft } from '../../lib/config/document.js';
+import { frontendWithDefaults } from '../../lib/options/build.js';
+import type { FrontendDraft } from '../../lib/options/table.js';
 import type { Config, FrontendConfig } from '../../lib/config/types.js';
 import { validateConfig } from '../../lib/config/validate.js';
 import type { ConfigIssue } from '../../lib/errors.js';

@@ -1,6 +1,6 @@
 // Admin, I/O. The admin HTTP API (`--admin HOST:PORT`): JSON views and operations over the running
 // tether, and Prometheus text at /metrics. Optional bearer token (`--admin-token-file`); every
-// route but /health needs it when set. Request logs carry method, route and status — never query
+// endpoint but /health needs it when set. Request logs carry method, path and status — never query
 // values, which may hold affinity key values (logins, cookies).
 import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
@@ -121,8 +121,8 @@ function limitOf(p: Params): number {
   return Number(v);
 }
 
-/** Routes one request; returns a JSON body or the metrics text. */
-async function route(method: string, path: string, p: Params, deps: AdminDeps): Promise<{ status: number; json?: Json; text?: string; contentType?: string }> {
+/** Answers one request (one endpoint per method and path): a JSON body or the metrics text. */
+async function answer(method: string, path: string, p: Params, deps: AdminDeps): Promise<{ status: number; json?: Json; text?: string; contentType?: string }> {
   const { tether, clock } = deps;
   const now = clock.now();
   const key = `${method} ${path}`;
@@ -207,7 +207,7 @@ async function route(method: string, path: string, p: Params, deps: AdminDeps): 
     default: {
       const known = ['/health', '/metrics', '/frontends', '/explain', '/backends/state', '/affinity', '/affinity/lookup', '/affinity/flush', '/affinity/move', '/reload'];
       if (known.includes(path)) throw new AdminError(405, 'method-not-allowed', `${method} is not served on ${path}`);
-      throw new AdminError(404, 'not-found', `no admin route ${path}`);
+      throw new AdminError(404, 'not-found', `no admin endpoint ${path}`);
     }
   }
 }
@@ -248,7 +248,7 @@ export function startAdmin(options: AdminOptions, deps: AdminDeps): Promise<Admi
         return;
       }
       try {
-        const r = await route(method, path, await params(req, url), deps);
+        const r = await answer(method, path, await params(req, url), deps);
         if (r.text !== undefined) send(res, r.status, r.text, r.contentType ?? 'text/plain');
         else send(res, r.status, JSON.stringify(r.json, null, 2) + '\n', 'application/json');
         done(r.status);

@@ -47,7 +47,7 @@ const HALF_HELLO = (await captureClientHello('localhost')).subarray(0, 60);
 /** Timeouts given to every tether, short so the silence cells end quickly. */
 const LOGIN_TIMEOUT_MS = 2_000;
 const IDLE_TIMEOUT_MS = 3_000;
-/** tether allows a backend login connect-timeout + 10 s (BACKEND_LOGIN_EXTRA_MS in lib/proxy.ts). */
+/** tether allows a backend login connect-timeout + 10 s (BACKEND_LOGIN_EXTRA_MS in lib/runtime/mail.ts). */
 const CONNECT_TIMEOUT_MS = 200;
 const BACKEND_LOGIN_MS = CONNECT_TIMEOUT_MS + 10_000;
 /** How long a cell waits for its conn.close line beyond the timeout it provokes. */

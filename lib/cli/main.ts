@@ -74,11 +74,11 @@ async function resolveConfig(o: RunOptions, loadFiles = false): Promise<Config> 
   } else {
     built = configFromFlags(o);
   }
-  const issues = reported(built.issues, validateConfig(built.config));
+  let issues = reported(built.issues, validateConfig(built.config));
   if (loadFiles) {
     // A load's message names its flag and file already (`cannot read --tls-cert x: ENOENT`), as a start's error does.
     const loads = await checkRuntime(built.config);
-    issues.push(...reported(issues, loads).slice(issues.length).map((i) => (file === undefined ? { ...i, line: i.message } : i)));
+    issues = reported(issues, file === undefined ? loads.map((i) => ({ ...i, line: i.message })) : loads);
   }
   if (issues.length > 0) {
     const where = file === undefined ? '' : `${file}: `;

@@ -2,9 +2,8 @@
 // Pure. Syntax of single values is checked earlier, by the flag parsers.
 import ipaddr from 'ipaddr.js';
 import type { ConfigIssue } from '../errors.js';
-import type { Config, FrontendConfig, ListenSpec } from './types.js';
+import { formatAffinityStep, type Config, type FrontendConfig, type ListenSpec } from './types.js';
 import { MAX_PORT_RANGE, MIN_HEALTH_INTERVAL_MS, MIN_STATE_INTERVAL_MS } from './defaults.js';
-import { formatAffinityStep } from './types.js';
 import { pathOf } from './origin.js';
 
 function isWildcard(host: string): boolean {

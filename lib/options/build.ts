@@ -3,7 +3,6 @@
 // messages. Pure. Every value problem is collected in one pass; `reported` then merges in the
 // cross-field rules (config/validate.ts) without repeating a field already named.
 import { MAIL_BANNER_EXPECT } from '../config/defaults.js';
-import { noteOrigin } from '../config/origin.js';
 import type { Config, FrontendConfig } from '../config/types.js';
 import type { ConfigIssue } from '../errors.js';
 import { unknownKeys } from './file-values.js';
@@ -106,9 +105,7 @@ export function frontendFromObject(o: Readonly<Record<string, unknown>>, at: str
   for (const r of FRONTEND_ROWS) {
     if (r.key !== undefined && o[r.key] !== undefined) r.fromFile(o[r.key], `${at}.${r.key}`, d, issues);
   }
-  const fe = frontendWithDefaults(d.fe);
-  noteOrigin(fe, at);
-  return fe;
+  return frontendWithDefaults(d.fe);
 }
 
 /** The top-level settings of a config file's mapping. */

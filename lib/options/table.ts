@@ -162,7 +162,6 @@ function flagIssue(flags: string, raw: string, message: string, path: string): V
 }
 
 function common<V>(s: Spec<V>, repeatable: boolean): Omit<OptionRow, 'putDefault' | 'fromFlag' | 'fromFile'> {
-  const filePathValue: unknown = filePath;
   const flag = s.flags?.split(' ')[0];
   const key = s.key === null ? undefined : (s.key ?? flag?.slice(2));
   const shown = s.defaultText ?? (s.default === undefined ? undefined : s.value.show?.(s.default));
@@ -172,7 +171,7 @@ function common<V>(s: Spec<V>, repeatable: boolean): Omit<OptionRow, 'putDefault
     ...(key === undefined ? {} : { key }),
     scope: s.scope ?? 'frontend',
     repeatable,
-    takesFile: s.value === filePathValue,
+    takesFile: (s.value as unknown) === filePath,
     description: repeatable && s.flags !== undefined ? `${s.description}; repeatable` : s.description,
     ...(shown === undefined ? {} : { defaultText: shown }),
   };

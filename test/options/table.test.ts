@@ -4,7 +4,7 @@
 import t from 'tap';
 import { configFromDocument } from '../../lib/config/document.js';
 import * as D from '../../lib/config/defaults.js';
-import { configFromFlags, flagPath, frontendWithDefaults, reported } from '../../lib/options/build.js';
+import { attributeOf, configFromFlags, flagPath, frontendWithDefaults, reported } from '../../lib/options/build.js';
 import { OPTIONS } from '../../lib/options/table.js';
 
 const BASE = { listen: '127.0.0.1:7000', backends: ['a=10.0.0.1:7001'] };
@@ -41,7 +41,7 @@ t.test('every flag with a value refuses a bad one with its own line, and says no
   for (const row of OPTIONS) {
     if (row.flag === undefined || row.flags?.includes('<') !== true || row.scope === 'cli' || row.takesFile) continue;
     const bad = '\u0001(';
-    const attr = row.flag.slice(2).replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+    const attr = attributeOf(row.flag);
     const raw = { listen: ['127.0.0.1:7000'], backend: ['a=10.0.0.1:7001'], [attr]: row.repeatable ? [bad] : bad };
     const { issues } = configFromFlags(raw);
     // A free-text value (none today but the file paths, skipped above) would parse; every other refuses.

@@ -235,11 +235,15 @@ function pipeWithHead(backend: net.Socket, client: net.Socket, rewrite: HeadRewr
 function watchStall(src: net.Socket, dest: net.Socket, stallMs: number, onStall: () => void): () => void {
   let timer: NodeJS.Timeout | undefined;
   let armed = false;
+  let stopped = false;
   let taken = 0;
   // bytesWritten counts what dest was handed, writableLength what it still holds.
   const takenNow = (): number => dest.bytesWritten - dest.writableLength;
+  // The timer phase runs before the turn's I/O: after a busy spell the writes that completed
+  // meanwhile are not counted yet. So the timer only schedules the look, after this turn's I/O.
+  const look = (): void => void setImmediate(check);
   const check = (): void => {
-    if (dest.destroyed || dest.writableLength === 0) {
+    if (stopped || dest.destroyed || dest.writableLength === 0) {
       armed = false;
       return;
     }
@@ -257,11 +261,12 @@ function watchStall(src: net.Socket, dest: net.Socket, stallMs: number, onStall:
     armed = true;
     taken = takenNow();
     if (timer) timer.refresh();
-    else timer = setTimeout(check, stallMs).unref();
+    else timer = setTimeout(look, stallMs).unref();
   };
   src.on('data', arm);
   src.on('pause', arm);
   return () => {
+    stopped = true;
     clearTimeout(timer);
     src.off('data', arm);
     src.off('pause', arm);

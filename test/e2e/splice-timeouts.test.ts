@@ -92,25 +92,39 @@ t.test('a slow but moving reader is not a stall; an idle connection is not one e
   // Stall timeouts of 1.5 s against pauses of 150 ms: a ten-fold margin, so a loaded machine's
   // late timers cannot turn the slow reader into a stall (400 ms failed once at load 12).
   const SLOW_STALL = ['--backend-stall-timeout', '1500ms', '--client-stall-timeout', '1500ms'];
-  const { rt, port: front } = await tetherOnLoopback(t, ['--backend', `127.0.0.1:${String(port)}`, ...SLOW_STALL]);
-  const c = await client(t, front);
-  // Idle past the stall timeouts with nothing waiting either way, then ask.
-  await new Promise((r) => setTimeout(r, 2_000));
-  c.write('go');
-  let got = 0;
-  c.on('data', (d: Buffer) => (got += d.length));
-  const ended = new Promise<void>((resolve) => c.once('end', resolve));
-  // Read in bursts: 150 ms paused (less than the stall timeout), then a turn of the event loop.
-  for (let i = 0; i < 2_000 && got < TOTAL && !c.destroyed; i++) {
-    c.pause();
-    await new Promise((r) => setTimeout(r, 150));
-    c.resume();
-    await new Promise((r) => setImmediate(r));
+  /** One slow read of TOTAL bytes; `frozen` when this process itself stopped reading for 1 s. */
+  const attempt = async (): Promise<{ got: number; frozen: boolean; close: LogLine }> => {
+    const { rt, port: front } = await tetherOnLoopback(t, ['--backend', `127.0.0.1:${String(port)}`, ...SLOW_STALL]);
+    const c = await client(t, front);
+    // Idle past the stall timeouts with nothing waiting either way, then ask.
+    await new Promise((r) => setTimeout(r, 2_000));
+    c.write('go');
+    let got = 0;
+    c.on('data', (d: Buffer) => (got += d.length));
+    const ended = new Promise<void>((resolve) => c.once('end', resolve));
+    // Read in bursts: 150 ms paused (less than the stall timeout), then a turn of the event loop.
+    let longest = 0;
+    for (let i = 0; i < 2_000 && got < TOTAL && !c.destroyed; i++) {
+      const began = Date.now();
+      c.pause();
+      await new Promise((r) => setTimeout(r, 150));
+      c.resume();
+      await new Promise((r) => setImmediate(r));
+      longest = Math.max(longest, Date.now() - began);
+    }
+    await within(Promise.race([ended, new Promise((r) => c.once('close', r))]), 10_000, 'the backend FIN');
+    c.end();
+    return { got, frozen: longest > 1_000, close: await firstClose(rt) };
+  };
+  // The claim holds for a reader that kept its pace. A machine busy enough to stop this process
+  // for 1 s of the 1.5 s did not test it, so that run is repeated (at most three runs).
+  let run = await attempt();
+  for (let i = 1; i < 3 && run.frozen && run.got !== TOTAL; i++) {
+    t.comment(`run ${String(i)}: this process stopped reading for over 1 s; running again`);
+    run = await attempt();
   }
-  await within(ended, 10_000, 'the backend FIN');
-  t.equal(got, TOTAL, 'every byte arrived');
-  c.end();
-  t.match(await firstClose(rt), { termination: { cause: 'normal', stage: 'splice' } });
+  t.equal(run.got, TOTAL, 'every byte arrived');
+  t.match(run.close, { termination: { cause: 'normal', stage: 'splice' } });
 });
 
 t.test('fin-timeout: the client sent its request and FIN, the backend never answers', async (t) => {

@@ -11,13 +11,12 @@ import { TetherError, type ConfigIssue, type TetherErrorCode } from '../errors.j
 import { EVENTS, createLogger, flushLog, flushSoon, logFatalSync, type Logger } from '../log.js';
 import { startTether } from '../proxy.js';
 import type { ReloadReport, Tether } from '../runtime/types.js';
-import { startAdmin, type AdminServer } from '../admin/server.js';
-import { createMetrics, type ReloadCounts } from '../admin/metrics.js';
+import type { AdminServer } from '../admin/server.js';
+import type { ReloadCounts } from '../admin/metrics.js';
 import { adoptInherited } from '../systemd/activation.js';
 import { parseListenFds } from '../systemd/listen-fds.js';
 import { createNotifier, notifyReload } from '../systemd/notify.js';
 import { buildUnit, runFlagsFrom, type UnitOptions } from './systemd-unit.js';
-import { runDemo } from '../demo/demo.js';
 import { checkStateFile, readStateFile, startStateSaver, type StateSaver, type TableRef } from '../state/state-file.js';
 import { loadConfigFile } from './config-file.js';
 import { readToken } from '../admin/token.js';
@@ -190,6 +189,8 @@ async function run(o: RunOptions): Promise<void> {
   };
   if (config.admin) {
     try {
+      // The admin API and prom-client load only when asked for: a start without --admin skips them.
+      const [{ startAdmin }, { createMetrics }] = await Promise.all([import('../admin/server.js'), import('../admin/metrics.js')]);
       admin = await startAdmin(
         { host: config.admin.host, port: config.admin.port, token: () => token },
         { tether, registry: createMetrics(tether, realClock, { reloads }), logger, clock: realClock, reload },
@@ -297,6 +298,7 @@ Examples:
     .action(async (o: { listen: string; once?: boolean }) => {
       const listen = parseListen(o.listen);
       if (!listen.ok) throw new TetherError('TETHER_ERR_USAGE', `option '--listen <HOST:PORT>' argument '${o.listen}' is invalid. ${listen.message}`);
+      const { runDemo } = await import('../demo/demo.js');
       const demo = await runDemo({ listen: listen.value, once: o.once === true, out: process.stdout });
       if (o.once === true) return;
       await new Promise<void>((resolve) => {

@@ -69,7 +69,7 @@ export const PEERS_DEFAULT: PeersSettings = {
   settleMs: 300,
   imapLoops: 20,
   imapUsers: 1_000,
-  imapMs: 1_500,
+  imapMs: 1_000,
 };
 
 export const PEERS_QUICK: PeersSettings = {
@@ -945,10 +945,11 @@ export function renderPeers(r: PeersResult): string {
     ['peers: median ±spread', ...shown.map((p) => PATH_LABELS[p])],
     measured.map((m) => [rowLabel(m), ...shown.map((p) => cellText(m.cells[p], m.unit))]),
   );
+  // Against direct, only the rows direct has (the proxy's own CPU, memory and start-up it has not).
   const ratios = (title: string, pick: (c: CellStats) => number, skip: PeerPath): string =>
     table(
       [title, ...shown.filter((p) => p !== skip).map((p) => PATH_LABELS[p])],
-      measured.map((m) => [rowLabel(m), ...shown.filter((p) => p !== skip).map((p) => {
+      measured.filter((m) => m.cells[skip] !== null).map((m) => [rowLabel(m), ...shown.filter((p) => p !== skip).map((p) => {
         const c = m.cells[p];
         return c === null ? '-' : fmtRatio(pick(c));
       })]),

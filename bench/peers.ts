@@ -947,7 +947,7 @@ export function renderPeers(r: PeersResult): string {
   );
   // Against direct, only the rows direct has (the proxy's own CPU, memory and start-up it has not).
   const ratios = (title: string, pick: (c: CellStats) => number, skip: PeerPath): string =>
-    table(
+    !shown.includes(skip) ? `${title}: none (no ${PATH_LABELS[skip]} figures in this run)` : table(
       [title, ...shown.filter((p) => p !== skip).map((p) => PATH_LABELS[p])],
       measured.filter((m) => m.cells[skip] !== null).map((m) => [rowLabel(m), ...shown.filter((p) => p !== skip).map((p) => {
         const c = m.cells[p];
@@ -992,5 +992,6 @@ export function renderPeersMarkdown(r: PeersResult): string {
         })
         .join(' | ')} |`;
     });
+  if (lines.length === 0) return 'README table (markdown): none, no HAProxy figures in this run (see the notes above).';
   return ['README table (markdown):', '', head, sep, ...lines].join('\n');
 }

@@ -14,8 +14,8 @@
 // And "files" (files.ts, not in the default set): a probe's echo latency and tether's RSS while
 // tether reads a big user map and big configs, for this build and, with --baseline-dir, another.
 //
-//   npm run bench                               default run (about 4–6 minutes)
-//   npm run bench -- --quick                    smaller sizes, shorter runs, no repeats (about 50 s; noisier)
+//   npm run bench                               default run (about 10–12 minutes, 6 of them the peers section)
+//   npm run bench -- --quick                    smaller sizes, shorter runs, no repeats (about 2.5 min; noisier)
 //   npm run bench -- --rows connect,rt          only some rows (ids: see ROW_IDS)
 //   npm run bench -- --rows peek-tls,peek-http,imap-login    only the sections
 //   npm run bench -- --rows ops                 only the operations section (about 30 s; --quick about 10 s)

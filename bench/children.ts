@@ -28,8 +28,19 @@ const live = new Set<Child>();
  * 'pipe' lets a bench-owned child notice that the bench is gone (stdin ends) and exit.
  */
 export function spawnNode(name: string, args: readonly string[], stdin: 'pipe' | 'ignore' = 'ignore'): Child {
-  const proc = spawn(process.execPath, [...args], { stdio: [stdin, 'pipe', 'pipe'] });
-  if (proc.pid === undefined) throw new Error(`${name}: spawn failed`);
+  return spawnProgram(name, process.execPath, args, stdin);
+}
+
+/**
+ * Starts `file args…` (any program: HAProxy, nginx, wrk, iperf3, taskset …) with stdout/stderr
+ * piped and kept, tracked like spawnNode's children. `file` is looked up in PATH.
+ */
+export function spawnProgram(name: string, file: string, args: readonly string[], stdin: 'pipe' | 'ignore' = 'ignore'): Child {
+  const proc = spawn(file, [...args], { stdio: [stdin, 'pipe', 'pipe'] });
+  // A program that cannot be started (ENOENT, EACCES) reports it as an 'error' event after the
+  // pid check below has already thrown; without a listener that event would end the bench.
+  proc.once('error', () => undefined);
+  if (proc.pid === undefined) throw new Error(`${name}: spawn of ${file} failed`);
   const lines: string[] = [];
   const listeners = new Set<(line: string) => void>();
   let pending = '';
@@ -161,4 +172,39 @@ export function killAllNow(): void {
   for (const c of live) {
     if (isRunning(c)) c.proc.kill('SIGKILL');
   }
+}
+
+/** What a finished command printed, and how it ended. */
+export interface ProgramRun {
+  /** Exit code; null when a signal ended it (e.g. the timeout's). */
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly timedOut: boolean;
+}
+
+/**
+ * Runs `file args…` to its end (a load generator: wrk, iperf3, openssl) and resolves with its
+ * whole stdout once its pipes have closed; past `timeoutMs` it is stopped (SIGTERM, then
+ * SIGKILL after 1 s) and `timedOut` is set. Never rejects once started.
+ */
+export async function runProgram(name: string, file: string, args: readonly string[], timeoutMs: number): Promise<ProgramRun> {
+  const child = spawnProgram(name, file, args);
+  let stdout = '';
+  child.proc.stdout?.on('data', (d: Buffer) => {
+    stdout += d.toString();
+  });
+  const closed = new Promise<void>((resolve) => {
+    child.proc.once('close', () => {
+      resolve();
+    });
+  });
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    void stopChild(child, 1_000);
+  }, timeoutMs);
+  await Promise.race([closed, child.exited.then(() => sleep(1_000))]);
+  clearTimeout(timer);
+  return { code: child.proc.exitCode, stdout, stderr: child.stderr(), timedOut };
 }

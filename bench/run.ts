@@ -8,14 +8,19 @@
 // /metrics scrapes, and new connections/s with SIGHUPs or a scraped --admin vs without. And
 // "slowpeek" (slowpeek.ts): p50/p99 of normal TLS requests through tether without and with
 // thousands of slow peekers (dist/bench/slow-peekers.js) held open, A B A B, and the ratio.
+// First of all, "peers" (peers.ts): tether next to HAProxy, nginx's stream module, the naive
+// proxy and direct on bulk, new-connection, keep-alive, memory and start-up rows (iperf3, wrk,
+// an nginx backend; the proxy pinned to CPU 0, the rest to CPU 1), and tether's cost of peeking.
 // And "files" (files.ts, not in the default set): a probe's echo latency and tether's RSS while
 // tether reads a big user map and big configs, for this build and, with --baseline-dir, another.
 //
-//   npm run bench                               default run (about 4–6 minutes)
-//   npm run bench -- --quick                    smaller sizes, shorter runs, no repeats (about 50 s; noisier)
+//   npm run bench                               default run (about 10–12 minutes, 6 of them the peers section)
+//   npm run bench -- --quick                    smaller sizes, shorter runs, no repeats (about 2.5 min; noisier)
 //   npm run bench -- --rows connect,rt          only some rows (ids: see ROW_IDS)
 //   npm run bench -- --rows peek-tls,peek-http,imap-login    only the sections
 //   npm run bench -- --rows ops                 only the operations section (about 30 s; --quick about 10 s)
+//   npm run bench -- --rows peers               only the peers section (about 6 min; --quick about 1.5 min);
+//                                               writes bench/results/peers.json
 //   npm run bench -- --rows slowpeek            only the slow-peekers section (about 80 s; --quick about 30 s)
 //   npm run bench -- --rows files               big files read by this build (about 55 s; --quick about 20 s)
 //   npm run bench -- --rows files --baseline-dir ../wt-fb-old   … and by the build in that tree, e.g.
@@ -36,6 +41,7 @@ import { bulkDownload, bulkUpload, connectRate, httpRequestRate, imapLoginRate, 
 import { renderOps, runOps, type OpsResult, type OpsSettings } from './ops.js';
 import { renderSlowpeek, runSlowpeek, type SlowpeekResult, type SlowpeekSettings } from './slowpeek.js';
 import { buildLabel, renderFiles, runFiles, type FilesBuild, type FilesResult, type FilesSettings } from './files.js';
+import { PEERS_DEFAULT, PEERS_QUICK, renderPeers, runPeers, type PeersResult, type PeersSettings } from './peers.js';
 import { readCpuNs, readMachineCpu, readRssKib } from './proc-stats.js';
 import type { Measured, Processes, Sample } from './types.js';
 import { errorText, fmt, sleep, table } from './format.js';
@@ -49,6 +55,7 @@ const PEEK_BACKEND_JS = path.join(HERE, 'peek-backend.js');
 const IMAP_SERVER_JS = path.join(HERE, 'imap-server.js');
 const SLOW_PEEKERS_JS = path.join(HERE, 'slow-peekers.js');
 const RESULTS_FILE = path.join(ROOT, 'bench', 'results', 'latest.json');
+const PEERS_RESULTS_FILE = path.join(ROOT, 'bench', 'results', 'peers.json');
 
 const PATHS = ['direct', 'tether', 'naive'] as const;
 type PathName = (typeof PATHS)[number];
@@ -57,8 +64,8 @@ type PathName = (typeof PATHS)[number];
 const SECTION_IDS = ['peek-tls', 'peek-http', 'imap-login'] as const;
 type SectionId = (typeof SECTION_IDS)[number];
 
-const ROW_IDS = ['upload-1', 'upload-8', 'download-1', 'connect', 'rt', 'idle-rss', ...SECTION_IDS, 'ops', 'slowpeek', 'files'] as const;
-type RowId = Exclude<(typeof ROW_IDS)[number], SectionId | 'ops' | 'slowpeek' | 'files'>;
+const ROW_IDS = ['peers', 'upload-1', 'upload-8', 'download-1', 'connect', 'rt', 'idle-rss', ...SECTION_IDS, 'ops', 'slowpeek', 'files'] as const;
+type RowId = Exclude<(typeof ROW_IDS)[number], SectionId | 'peers' | 'ops' | 'slowpeek' | 'files'>;
 /** Rows run only when --rows names them: "files" writes ~150 MB of files per build and, against 1fbb095, waits out a 35 MB parse. */
 const OPT_IN_ROW_IDS: readonly string[] = ['files'];
 
@@ -109,6 +116,8 @@ interface Settings {
   readonly slowpeek: SlowpeekSettings;
   /** The files section. */
   readonly files: FilesSettings;
+  /** The peers section. */
+  readonly peers: PeersSettings;
 }
 
 const DEFAULT_SETTINGS: Settings = {
@@ -185,6 +194,7 @@ const DEFAULT_SETTINGS: Settings = {
     mapApplyTimeoutMs: 60_000,
     reloadTimeoutMs: 90_000,
   },
+  peers: PEERS_DEFAULT,
 };
 
 const QUICK_SETTINGS: Settings = {
@@ -219,6 +229,7 @@ const QUICK_SETTINGS: Settings = {
   slowpeek: { ...DEFAULT_SETTINGS.slowpeek, peekers: 500, phaseMs: 3_000, warmupMs: 500 },
   // Smaller files; the big config still over the 4 MiB limit.
   files: { ...DEFAULT_SETTINGS.files, userMapLines: 150_000, reloadConfigBytes: 1024 * 1024, bigConfigBytes: 5 * 1024 * 1024, baselineMs: 3_000, minPhaseMs: 3_000, reloadTimeoutMs: 30_000, mapApplyTimeoutMs: 30_000 },
+  peers: PEERS_QUICK,
 };
 
 /** A table cell: the best of its samples (by the row's direction), or an error. */
@@ -1075,6 +1086,19 @@ async function main(): Promise<number> {
   let slowpeekError: string | undefined;
   let files: FilesResult | undefined;
   let filesError: string | undefined;
+  let peers: PeersResult | undefined;
+  let peersError: string | undefined;
+  if (wanted.has('peers')) {
+    // First, before this run's own backend exists: the section pins processes to CPUs itself.
+    const startMs = performance.now();
+    try {
+      peers = await runPeers({ s: s.peers, tetherBin: TETHER_BIN, naiveJs: NAIVE_JS, backendJs: BACKEND_JS, imapServerJs: IMAP_SERVER_JS, log });
+    } catch (e) {
+      peersError = errorText(e);
+      log(`  peers: FAILED: ${peersError}`);
+    }
+    log(`  (${((performance.now() - startMs) / 1000).toFixed(1)} s)`);
+  }
   const backend = await startBackend();
   const ctx: Context = { s, logLevel, backend, log, quietBudgetMs: s.quietBudgetMs };
   try {
@@ -1175,10 +1199,19 @@ async function main(): Promise<number> {
     (slowpeek?.problems.length ?? 0) +
     (slowpeekError === undefined ? 0 : 1) +
     (files?.builds.reduce((n, b) => n + b.problems.length + (b.error === null ? 0 : 1), 0) ?? 0) +
-    (filesError === undefined ? 0 : 1);
+    (filesError === undefined ? 0 : 1) +
+    (peers?.problems.length ?? 0) +
+    (peersError === undefined ? 0 : 1);
   const elapsedS = (Date.now() - startedMs) / 1000;
   const loadAfter = os.loadavg()[0] ?? NaN;
   log('');
+  if (peers !== undefined) {
+    log(renderPeers(peers));
+    log('');
+  } else if (peersError !== undefined) {
+    log(`peers: FAILED: ${peersError}`);
+    log('');
+  }
   if (rows.length > 0) {
     log(renderMain(rows));
     if (wanted.has('idle-rss')) log('  (idle RSS: VmRSS growth of the proxy process; for direct, of the backend process)');
@@ -1257,6 +1290,11 @@ async function main(): Promise<number> {
   const replacer = (_k: string, v: unknown): unknown => (typeof v === 'number' && !Number.isFinite(v) ? null : v);
   writeFileSync(RESULTS_FILE, `${JSON.stringify(json, replacer, 2)}\n`);
   log(`results: ${path.relative(process.cwd(), RESULTS_FILE)}`);
+  if (peers !== undefined || peersError !== undefined) {
+    const peersJson = { date: new Date(startedMs).toISOString(), quick: values.quick, node: process.version, cores, cpuModel: os.cpus()[0]?.model ?? null, kernel: os.release(), ...(peers ?? { error: peersError }) };
+    writeFileSync(PEERS_RESULTS_FILE, `${JSON.stringify(peersJson, replacer, 2)}\n`);
+    log(`peers results: ${path.relative(process.cwd(), PEERS_RESULTS_FILE)}`);
+  }
   return failed > 0 ? 1 : 0;
 }
 

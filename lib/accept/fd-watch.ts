@@ -28,10 +28,18 @@ export function checkFds(): 'EMFILE' | 'ENFILE' | undefined {
   }
 }
 
+/**
+ * The least time between two checks after bursts of accepts. A storm is one burst, so it is
+ * still seen at once; steady traffic (a burst of one or two accepts each turn) costs an open and
+ * a close per this interval instead of per connection.
+ */
+export const FD_CHECK_MIN_GAP_MS = 50;
+
 /** A running fd watch. */
 export interface FdWatch {
   /**
-   * Checks once more after the current burst of accepts (setImmediate, coalesced): a storm
+   * Checks once more after the current burst of accepts (a 0 ms timer, coalesced, and at least
+   * FD_CHECK_MIN_GAP_MS after the last check): a storm
    * fills the fds in one burst and libuv turns the rest of the backlog away at once, so the
    * moment right after a burst is when a shortage shows.
    */
@@ -43,24 +51,27 @@ export interface FdWatch {
  * Runs checkFds() every `intervalMs` (an unref'd timer) and after each burst of accepts
  * (`soon`), and calls `onShortage` with the code each time it fails.
  */
-export function watchFds(onShortage: (code: 'EMFILE' | 'ENFILE') => void, intervalMs = FD_CHECK_INTERVAL_MS): FdWatch {
+export function watchFds(onShortage: (code: 'EMFILE' | 'ENFILE') => void, intervalMs = FD_CHECK_INTERVAL_MS, minGapMs = FD_CHECK_MIN_GAP_MS): FdWatch {
+  let lastMs = -Infinity;
   const check = (): void => {
+    lastMs = performance.now();
     const code = checkFds();
     if (code !== undefined) onShortage(code);
   };
   const timer = setInterval(check, intervalMs);
   timer.unref();
-  let pending: NodeJS.Immediate | undefined;
+  let pending: NodeJS.Timeout | undefined;
+  const run = (): void => {
+    pending = undefined;
+    check();
+  };
   return {
     soon() {
-      pending ??= setImmediate(() => {
-        pending = undefined;
-        check();
-      });
+      pending ??= setTimeout(run, Math.max(0, lastMs + minGapMs - performance.now())).unref();
     },
     stop() {
       clearInterval(timer);
-      if (pending) clearImmediate(pending);
+      clearTimeout(pending);
       pending = undefined;
     },
   };

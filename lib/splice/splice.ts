@@ -1,7 +1,8 @@
 // Stage 6, I/O. Splice client and backend: replay the prelude once, then copy both ways until
-// both directions are finished. Streams' pipe() gives backpressure (a slow reader pauses the
-// other side's reads; tether buffers at most a highWaterMark per direction) and hands each
-// Buffer through untouched (no per-chunk copy). Half-close passes through: a FIN from one side
+// both directions are finished. forward() gives backpressure (a slow reader pauses the other
+// side's reads; tether buffers at most a highWaterMark per direction) and hands each Buffer
+// through untouched (no per-chunk copy). It is pipe() without what a splice never uses (unpipe
+// events, multiple destinations, the 'pipe' event): three listeners per direction, not eight. Half-close passes through: a FIN from one side
 // becomes end() on the other, whose reverse direction keeps flowing (sockets are allowHalfOpen).
 import { Buffer } from 'node:buffer';
 import type net from 'node:net';
@@ -36,20 +37,55 @@ function abort(socket: net.Socket, tcp: net.Socket | undefined): void {
   socket.destroy();
 }
 
+/**
+ * Copies `src` to `dest` until `src` ends, then ends `dest`: each chunk is written as read, and
+ * a full `dest` pauses `src` until it drains. Returns how to stop (`src` is left as it is).
+ */
+export function forward(src: net.Socket, dest: net.Socket): () => void {
+  let waiting = false;
+  const onDrain = (): void => {
+    waiting = false;
+    src.resume();
+  };
+  const wait = (): void => {
+    if (waiting) return;
+    waiting = true;
+    src.pause();
+    dest.once('drain', onDrain);
+  };
+  const onData = (chunk: Buffer): void => {
+    if (!dest.write(chunk)) wait();
+  };
+  const onEnd = (): void => {
+    dest.end();
+  };
+  src.on('data', onData);
+  // A FIN already read (a client that sent its request and FIN while it was peeked) is passed on.
+  if (src.readableEnded) process.nextTick(onEnd);
+  else src.once('end', onEnd);
+  if (dest.writableNeedDrain) wait();
+  else src.resume();
+  return () => {
+    src.off('data', onData);
+    src.off('end', onEnd);
+    dest.off('drain', onDrain);
+  };
+}
+
 /** How long a side may stay open after its peer has fully closed (see lingerAfterPeerClose). */
 export const CLOSE_LINGER_MS = 5_000;
 
 /**
- * Once `peer` has closed for good, nothing `side` sends can be delivered. pipe() has already
- * ended `side`'s write direction; keep reading (and dropping) what it still sends, so closing
+ * Once `peer` has closed for good, nothing `side` sends can be delivered. Its forward is
+ * stopped (`stopForward`) and its write direction ended; keep reading (and dropping) what it still sends, so closing
  * does not turn into a reset that could destroy the reply it has not read yet, and close it
  * when it sends its FIN or after CLOSE_LINGER_MS — a client ignoring the FIN cannot pin the
  * connection until the idle timeout.
  */
-function lingerAfterPeerClose(side: net.Socket, peer: net.Socket): void {
+function lingerAfterPeerClose(side: net.Socket, peer: net.Socket, stopForward: () => void): void {
   peer.once('close', () => {
     if (side.destroyed) return;
-    side.unpipe();
+    stopForward();
     side.on('data', () => undefined);
     side.resume();
     if (!side.writableEnded) side.end();
@@ -143,7 +179,7 @@ const CR = 0x0d;
  * (so a head past its cap is still answered), which bounds the parsing to O(n). Interim heads
  * are written with backpressure: the backend is paused while the client's buffer is full.
  */
-function pipeWithHead(backend: net.Socket, client: net.Socket, rewrite: HeadRewriter): void {
+function pipeWithHead(backend: net.Socket, client: net.Socket, rewrite: HeadRewriter): () => void {
   let chunks: Buffer[] = [];
   let size = 0;
   let askedAt = 0;
@@ -152,6 +188,7 @@ function pipeWithHead(backend: net.Socket, client: net.Socket, rewrite: HeadRewr
   // The last two bytes received (-1: none yet), to find an empty line split across chunks.
   let last1 = -1;
   let last2 = -1;
+  let stopForward = (): void => undefined;
   const stop = (): void => {
     backend.off('data', onData);
     backend.off('end', onEnd);
@@ -173,7 +210,7 @@ function pipeWithHead(backend: net.Socket, client: net.Socket, rewrite: HeadRewr
     chunks = [];
     backend.pause();
     send(out);
-    backend.pipe(client);
+    stopForward = forward(backend, client);
   };
   /** Whether `chunk` may complete a head (see above); updates the line state. */
   const mayEndHead = (chunk: Buffer): boolean => {
@@ -221,6 +258,10 @@ function pipeWithHead(backend: net.Socket, client: net.Socket, rewrite: HeadRewr
   };
   backend.on('data', onData);
   backend.once('end', onEnd);
+  return () => {
+    stop();
+    stopForward();
+  };
 }
 
 /**
@@ -265,6 +306,8 @@ function watchStall(src: net.Socket, dest: net.Socket, stallMs: number, onStall:
   };
   src.on('data', arm);
   src.on('pause', arm);
+  // Bytes may wait already (a prelude the backend has not taken yet).
+  arm();
   return () => {
     stopped = true;
     clearTimeout(timer);
@@ -310,8 +353,12 @@ export function splice(client: net.Socket, backend: net.Socket, prelude: readonl
     };
     client.once('close', onClose);
     backend.once('close', onClose);
-    lingerAfterPeerClose(client, backend);
-    lingerAfterPeerClose(backend, client);
+    // The prelude first, once; the forwards start after it (a full backend pauses the client).
+    for (const chunk of prelude) backend.write(chunk);
+    const stopUp = forward(client, backend);
+    const stopDown = opts.rewriteHead ? pipeWithHead(backend, client, opts.rewriteHead) : forward(backend, client);
+    lingerAfterPeerClose(client, backend, stopUp);
+    lingerAfterPeerClose(backend, client, stopDown);
     // The effect of each error is recorded in the termination, and the other side is reset.
     client.on('error', (err) => {
       first('client', errorCode(err));
@@ -349,10 +396,6 @@ export function splice(client: net.Socket, backend: net.Socket, prelude: readonl
       first('tether', 'shutdown');
       closeBoth();
     };
-    for (const chunk of prelude) backend.write(chunk);
-    client.pipe(backend);
-    if (opts.rewriteHead) pipeWithHead(backend, client, opts.rewriteHead);
-    else backend.pipe(client);
     if (opts.watchBackend) tap(backend, opts.watchBackend);
     stops.push(
       watchStall(client, backend, opts.backendStallMs, () => {
@@ -364,7 +407,6 @@ export function splice(client: net.Socket, backend: net.Socket, prelude: readonl
         closeBoth();
       }),
     );
-    client.resume();
   });
   return { done, cut: () => { cut(); } };
 }

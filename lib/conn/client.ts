@@ -77,7 +77,10 @@ export class ClientSocket {
     s.on('data', () => undefined);
     s.resume();
     s.end();
-    setTimeout(() => s.destroy(), REFUSE_LINGER_MS).unref();
+    const timer = setTimeout(() => s.destroy(), REFUSE_LINGER_MS).unref();
+    s.once('close', () => {
+      clearTimeout(timer);
+    });
   }
 
   /**

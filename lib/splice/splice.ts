@@ -278,7 +278,9 @@ function pipeWithHead(backend: net.Socket, client: net.Socket, rewrite: HeadRewr
  * waiting disarms it, bytes taken since the last check (a slow but moving reader) re-arm it,
  * none calls `onStall`. So a stall is found between stallMs and 2·stallMs after the last byte
  * taken. A write is taken whole once the kernel accepts it: a chunk is at most 64 KiB, so a
- * reader slower than that per `stallMs` counts as stalled. Returns how to stop watching.
+ * reader slower than that per `stallMs` counts as stalled — and so does one whose reads the
+ * kernel does not pass on: a peer's window reopens only once it has read a good share of its
+ * receive buffer (megabytes on loopback), not after every small read. Returns how to stop watching.
  */
 function watchStall(src: net.Socket, dest: net.Socket, stallMs: number, onStall: () => void): () => void {
   let timer: NodeJS.Timeout | undefined;

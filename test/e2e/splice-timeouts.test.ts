@@ -102,14 +102,17 @@ t.test('a slow but moving reader is not a stall; an idle connection is not one e
     let got = 0;
     c.on('data', (d: Buffer) => (got += d.length));
     const ended = new Promise<void>((resolve) => c.once('end', resolve));
-    // Read in bursts: 150 ms paused (less than the stall timeout), then a turn of the event loop.
+    // Read in bursts: 150 ms paused (less than the stall timeout), then 20 ms reading. A burst
+    // must free enough of this socket's receive buffer for the kernel to reopen its window:
+    // one event-loop turn (a 64 KiB read, or none under load) did not, and tether then saw no
+    // byte taken for 1.5 s — rightly, as it sees only what the kernel takes.
     let longest = 0;
-    for (let i = 0; i < 2_000 && got < TOTAL && !c.destroyed; i++) {
+    for (let i = 0; i < 2_000 && got < TOTAL && !c.destroyed && !c.readableEnded; i++) {
       const began = Date.now();
       c.pause();
       await new Promise((r) => setTimeout(r, 150));
       c.resume();
-      await new Promise((r) => setImmediate(r));
+      await new Promise((r) => setTimeout(r, 20));
       longest = Math.max(longest, Date.now() - began);
     }
     await within(Promise.race([ended, new Promise((r) => c.once('close', r))]), 10_000, 'the backend FIN');

@@ -29,17 +29,17 @@ export function checkFds(): 'EMFILE' | 'ENFILE' | undefined {
 }
 
 /**
- * The least time between two checks after bursts of accepts. A storm is one burst, so it is
- * still seen at once; steady traffic (a burst of one or two accepts each turn) costs an open and
- * a close per this interval instead of per connection.
+ * After a burst of one accept, the least time since the last check for another. A storm comes
+ * as bursts of many accepts, each checked at once; steady traffic (one accept a turn) costs an
+ * open and a close per this interval instead of per connection.
  */
 export const FD_CHECK_MIN_GAP_MS = 50;
 
 /** A running fd watch. */
 export interface FdWatch {
   /**
-   * Checks once more after the current burst of accepts (a 0 ms timer, coalesced, and at least
-   * FD_CHECK_MIN_GAP_MS after the last check): a storm
+   * Checks once more after the current burst of accepts (setImmediate, coalesced; a burst of
+   * one only FD_CHECK_MIN_GAP_MS after the last check): a storm
    * fills the fds in one burst and libuv turns the rest of the backlog away at once, so the
    * moment right after a burst is when a shortage shows.
    */
@@ -60,18 +60,22 @@ export function watchFds(onShortage: (code: 'EMFILE' | 'ENFILE') => void, interv
   };
   const timer = setInterval(check, intervalMs);
   timer.unref();
-  let pending: NodeJS.Timeout | undefined;
+  let pending: NodeJS.Immediate | undefined;
+  let burst = 0;
   const run = (): void => {
     pending = undefined;
-    check();
+    const many = burst > 1;
+    burst = 0;
+    if (many || performance.now() - lastMs >= minGapMs) check();
   };
   return {
     soon() {
-      pending ??= setTimeout(run, Math.max(0, lastMs + minGapMs - performance.now())).unref();
+      burst++;
+      pending ??= setImmediate(run);
     },
     stop() {
       clearInterval(timer);
-      clearTimeout(pending);
+      if (pending) clearImmediate(pending);
       pending = undefined;
     },
   };

@@ -66,6 +66,7 @@ async function connect(c: Learned, fe: Frontend, deps: Deps): Promise<Step<Conne
     onFdShortage: (code) => {
       noteAcceptError(deps, code);
     },
+    fdWatch: fe.shared.fdWatch,
   });
   if (!d.ok) {
     // A mail client that is still there is told why, in its protocol, before the FIN.

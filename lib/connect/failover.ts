@@ -9,7 +9,7 @@ import { ended, goOn } from '../conn/connection.js';
 import type { Termination } from '../errors.js';
 import { formatAddress } from '../accept/port-range.js';
 import { tableKey } from '../affinity/chain.js';
-import { isFdShortage } from '../accept/fd-watch.js';
+import { isFdShortage, socketFd, type FdWatch } from '../accept/fd-watch.js';
 import { EVENTS, flushSoon, type Logger } from '../log.js';
 import type { AffinityTable } from '../place/affinity-table.js';
 import type { Balancer } from '../place/balance.js';
@@ -42,6 +42,8 @@ export interface FailoverOptions {
   readonly onQueueFull: (capacity: number) => void;
   /** Told of an fd shortage at dial (tether's own, not the backend's). */
   readonly onFdShortage: (code: string) => void;
+  /** Shown each backend socket's fd: one that took the last fd is a shortage too. */
+  readonly fdWatch?: Pick<FdWatch, 'sawFd'> | undefined;
 }
 
 /** A slot of `b`, given back once (later calls do nothing); the waiting clients are served first. */
@@ -135,6 +137,7 @@ export async function connectWithFailover(conn: Learned, pr: FailoverPool, looku
         return fail({ cause: 'client', stage: 'connect', code: 'client-closed' }, tries);
       }
       if (r.ok) {
+        o.fdWatch?.sawFd(socketFd(r.socket));
         b.total++;
         if (pool.markUp(b, port)) {
           o.log.info({ event: EVENTS.backendUp, frontend: o.frontend, pool: pr.name, backend: b.name, address, reason: 'connect' }, 'backend up');

@@ -3,6 +3,7 @@
 // instead of binding it anew (which would fail with EADDRINUSE).
 import type net from 'node:net';
 import { noteAcceptError } from '../accept/accept-errors.js';
+import { socketFd } from '../accept/fd-watch.js';
 import { closeListeners, listenAll, type Listener } from '../accept/listen.js';
 import { expandListen, formatAddress, type BindAddress } from '../accept/port-range.js';
 import type { FrontendConfig } from '../config/types.js';
@@ -66,6 +67,7 @@ function bindAddress(binding: Binding, a: BindAddress, deps: Deps, serve: Serve,
     [{ host: a.host, portLow: a.port, portHigh: a.port }],
     (client) => {
       const fe = binding.current();
+      fe?.shared.fdWatch?.sawFd(socketFd(client));
       fe?.shared.fdWatch?.soon();
       if (!fe) {
         client.destroy();

@@ -5,13 +5,16 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import t from 'tap';
-import { checkFds, isFdShortage, watchFds } from '../../lib/accept/fd-watch.js';
+import net from 'node:net';
+import { readlinkSync } from 'node:fs';
+import { checkFds, isFdShortage, parseFdLimit, readFdLimit, socketFd, watchFds } from '../../lib/accept/fd-watch.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const FD_WATCH_JS = pathToFileURL(path.join(ROOT, 'dist', 'lib', 'accept', 'fd-watch.js')).href;
 
 /** What the child reports: each step's name and the shortages seen by then. */
 interface ChildReport {
+  readonly limit: number | null;
   readonly direct: string | null;
   readonly steps: readonly { readonly step: string; readonly calls: number }[];
 }
@@ -21,7 +24,8 @@ interface ChildReport {
 // burst watch has a 1 s gap and an hour's interval, the interval watch a 100 ms interval.
 const CHILD = `
 import { closeSync, openSync } from 'node:fs';
-import { checkFds, watchFds } from ${JSON.stringify(FD_WATCH_JS)};
+import { checkFds, readFdLimit, watchFds } from ${JSON.stringify(FD_WATCH_JS)};
+const limit = readFdLimit() ?? null;
 const held = [];
 for (let i = 0; i < 10000; i++) {
   try { held.push(openSync('/dev/null', 'r')); } catch (e) { if (e.code === 'EMFILE') break; throw e; }
@@ -46,7 +50,7 @@ interval.stop(); const atStop = ticks;
 await sleep(300); mark('ticks after stop', ticks - atStop);
 // Give the fds back: coverage and tap's process info are written at exit.
 for (const fd of held) closeSync(fd);
-process.stdout.write(JSON.stringify({ direct, steps, codes: [...codes] }) + '\\n');
+process.stdout.write(JSON.stringify({ limit, direct, steps, codes: [...codes] }) + '\\n');
 process.exit(0);
 `;
 
@@ -76,6 +80,50 @@ t.test('isFdShortage names only EMFILE and ENFILE', (t) => {
   t.end();
 });
 
+t.test('parseFdLimit reads the soft limit of /proc/PID/limits', (t) => {
+  const head = 'Limit                     Soft Limit           Hard Limit           Units     \n';
+  t.equal(parseFdLimit(`${head}Max open files            1024                 524288               files     \n`), 1024);
+  t.equal(parseFdLimit(`${head}Max processes             63704                63704                processes \nMax open files            256                  256                  files     \n`), 256, 'among other lines');
+  t.equal(parseFdLimit(`${head}Max open files            unlimited            unlimited            files     \n`), undefined, 'unlimited');
+  t.equal(parseFdLimit(`${head}Max processes             63704                63704                processes \n`), undefined, 'no such line');
+  t.equal(parseFdLimit(''), undefined);
+  t.equal(parseFdLimit('Max open files            0                    0                    files\n'), undefined, 'zero is no limit to go by');
+  const own = readFdLimit();
+  t.ok(own === undefined || own > 0, `this process: ${String(own)}`);
+  t.end();
+});
+
+t.test('socketFd: the fd of a real socket, undefined once it is closed', async (t) => {
+  const server = net.createServer((c) => c.destroy());
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => server.close());
+  const c = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+  await new Promise<void>((r) => c.once('connect', r));
+  const fd = socketFd(c);
+  t.type(fd, 'number');
+  t.match(readlinkSync(`/proc/self/fd/${String(fd)}`), /^socket:/, 'it names a socket of this process');
+  c.destroy();
+  await new Promise((r) => c.once('close', r));
+  t.equal(socketFd(c), undefined);
+});
+
+t.test('sawFd: the last fd below the limit is a shortage, any lower one is not', (t) => {
+  const seen: string[] = [];
+  const w = watchFds((code) => seen.push(code), 3_600_000, 0, () => 100);
+  w.sawFd(3);
+  w.sawFd(98);
+  w.sawFd(undefined);
+  t.same(seen, [], 'fds to spare');
+  w.sawFd(99);
+  t.same(seen, ['EMFILE'], 'fd 99 of 100: none left');
+  w.stop();
+  const blind = watchFds((code) => seen.push(code), 3_600_000, 0, () => undefined);
+  blind.sawFd(1_000_000);
+  blind.stop();
+  t.same(seen, ['EMFILE'], 'with no limit known, no verdict');
+  t.end();
+});
+
 t.test('with fds to spare the check finds no shortage, and the watch never calls', async (t) => {
   t.equal(checkFds(), undefined);
   let calls = 0;
@@ -91,6 +139,7 @@ t.test('out of fds: checkFds says EMFILE; the watch checks after bursts, by the 
   const r = await runChild(48);
   t.equal(r.code, 0, `the child ran to its end${r.stderr ? `: ${r.stderr}` : ''}`);
   const report = JSON.parse(r.stdout.trim()) as ChildReport & { codes: string[] };
+  t.equal(report.limit, 48, 'readFdLimit() reads the ulimit');
   t.equal(report.direct, 'EMFILE', 'checkFds() at the limit');
   t.same(report.codes, ['EMFILE'], 'onShortage gets the code');
   t.same(

@@ -98,7 +98,7 @@ export async function connectWithFailover(conn: Learned, pr: FailoverPool, looku
   const onClientClose = (): void => {
     client_.gone = true;
   };
-  client.once('close', onClientClose);
+  client.on('close', onClientClose);
   const held: Buffer[] = [];
   const fail = (termination: Termination, tries: number): Step<Connected> => ended(conn, termination, { tries, pool: pr.name, bytesIn: client.bytesRead });
   // Places and reserves in one step: a slot freed while clients wait goes to the first of them

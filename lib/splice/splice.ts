@@ -4,6 +4,8 @@
 // through untouched (no per-chunk copy). It is pipe() without what a splice never uses (unpipe
 // events, multiple destinations, the 'pipe' event): three listeners per direction, not eight. Half-close passes through: a FIN from one side
 // becomes end() on the other, whose reverse direction keeps flowing (sockets are allowHalfOpen).
+// A socket emits 'end' and 'close' once: they get plain listeners, since each once() costs a
+// bound wrapper and a record for as long as the connection lives (nine per connection were ~1 KiB).
 import { Buffer } from 'node:buffer';
 import type net from 'node:net';
 import tls from 'node:tls';
@@ -62,7 +64,7 @@ export function forward(src: net.Socket, dest: net.Socket): () => void {
   src.on('data', onData);
   // A FIN already read (a client that sent its request and FIN while it was peeked) is passed on.
   if (src.readableEnded) process.nextTick(onEnd);
-  else src.once('end', onEnd);
+  else src.on('end', onEnd);
   if (dest.writableNeedDrain) wait();
   else src.resume();
   return () => {
@@ -83,7 +85,7 @@ export const CLOSE_LINGER_MS = 5_000;
  * connection until the idle timeout.
  */
 function lingerAfterPeerClose(side: net.Socket, peer: net.Socket, stopForward: () => void): void {
-  peer.once('close', () => {
+  peer.on('close', () => {
     if (side.destroyed) return;
     stopForward();
     side.on('data', () => undefined);
@@ -92,7 +94,7 @@ function lingerAfterPeerClose(side: net.Socket, peer: net.Socket, stopForward: (
     // Cleared at close: at thousands of connections a second, timers left to fire 5 s later
     // would keep as many closed sockets alive and in the GC's way.
     const timer = setTimeout(() => side.destroy(), CLOSE_LINGER_MS).unref();
-    side.once('close', () => {
+    side.on('close', () => {
       clearTimeout(timer);
     });
   });
@@ -162,7 +164,7 @@ function tap(socket: net.Socket, watch: (received: Buffer) => boolean): void {
     if (watch(held.subarray(0, size))) stop();
   };
   socket.on('data', onData);
-  socket.once('close', stop);
+  socket.on('close', stop);
 }
 
 /**
@@ -262,7 +264,7 @@ function pipeWithHead(backend: net.Socket, client: net.Socket, rewrite: HeadRewr
     client.end();
   };
   backend.on('data', onData);
-  backend.once('end', onEnd);
+  backend.on('end', onEnd);
   return () => {
     stop();
     stopForward();
@@ -358,8 +360,8 @@ export function splice(client: net.Socket, backend: net.Socket, prelude: readonl
         code === undefined ? { cause: cause ?? 'normal', stage } : { cause: cause ?? 'normal', stage, code };
       resolve({ termination, bytesIn: client.bytesRead, bytesOut: client.bytesWritten });
     };
-    client.once('close', onClose);
-    backend.once('close', onClose);
+    client.on('close', onClose);
+    backend.on('close', onClose);
     // The prelude first, once; the forwards start after it (a full backend pauses the client).
     for (const chunk of prelude) backend.write(chunk);
     const stopUp = forward(client, backend);
@@ -396,8 +398,8 @@ export function splice(client: net.Socket, backend: net.Socket, prelude: readonl
       finned = true;
       client.setTimeout(opts.finMs);
     };
-    client.once('end', onFin);
-    backend.once('end', onFin);
+    client.on('end', onFin);
+    backend.on('end', onFin);
     cut = () => {
       stage = 'shutdown';
       first('tether', 'shutdown');

@@ -3,6 +3,7 @@
 // because some kinds carry personal data (addresses now; logins and cookies later).
 import { createHash } from 'node:crypto';
 import { pino, type Logger, type DestinationStream } from 'pino';
+import { BatchWriter } from './log-batch.js';
 
 export type { Logger };
 
@@ -41,10 +42,10 @@ export const EVENTS = {
   stateError: 'state.error',
   activationIgnored: 'activation.ignored',
   notifyError: 'notify.error',
+  /** Written by log-batch.ts itself, not through pino. */
+  logDropped: 'log.dropped',
 } as const;
 
-/** Bytes of log lines gathered before a write. */
-const LOG_BATCH_BYTES = 4_096;
 /** Longest a log line waits in the batch. Start-up lines are flushed at once (see flushSoon). */
 const LOG_FLUSH_MS = 100;
 
@@ -75,13 +76,16 @@ export function flushSoon(logger: Logger): void {
  * call `flushLog` before exiting so no line is lost.
  */
 export function createLogger(level: LogLevel, dest?: DestinationStream): Logger {
-  // Lines are batched (up to LOG_BATCH_BYTES, flushed every LOG_FLUSH_MS): one write per
-  // conn.close line cost ~70 µs of CPU per connection in the bench (a futex + write each).
-  const stream = dest ?? pino.destination({ dest: 1, sync: false, minLength: LOG_BATCH_BYTES });
-  if (!dest) {
+  // Lines are batched (log-batch.ts, flushed every LOG_FLUSH_MS): one write per conn.close
+  // line cost ~70 µs of CPU per connection in the bench (a futex + write each).
+  let stream: DestinationStream;
+  if (dest) stream = dest;
+  else {
+    const writer = new BatchWriter(1);
     setInterval(() => {
-      (stream as { flush?: () => void }).flush?.();
+      writer.flush();
     }, LOG_FLUSH_MS).unref();
+    stream = writer;
   }
   return pino(
     {
@@ -100,11 +104,16 @@ export function createLogger(level: LogLevel, dest?: DestinationStream): Logger 
  */
 export function logFatalSync(logger: Logger, fields: Record<string, unknown>, msg: string): void {
   logger.fatal(fields, msg);
+  flushLogSync(logger);
+}
+
+/** Writes the gathered lines out synchronously (at exit); a failure loses them, never throws. */
+export function flushLogSync(logger: Logger): void {
   const stream = (logger as unknown as Record<symbol, { flushSync?: () => void } | undefined>)[pino.symbols.streamSym];
   try {
     stream?.flushSync?.();
   } catch {
-    // A write in flight (or a closed stdout): the caller also writes a line to stderr.
+    // A closed or full stdout: those lines are lost (a fatal exit also writes to stderr).
   }
 }
 

@@ -8,7 +8,7 @@ import { STATE_INTERVAL_MS } from '../config/defaults.js';
 import type { Config } from '../config/types.js';
 import { deepFreeze, validateConfig } from '../config/validate.js';
 import { TetherError, type ConfigIssue, type TetherErrorCode } from '../errors.js';
-import { EVENTS, createLogger, flushLog, flushSoon, logFatalSync, type Logger } from '../log.js';
+import { EVENTS, createLogger, flushLog, flushLogSync, flushSoon, logFatalSync, type Logger } from '../log.js';
 import { startTether } from '../proxy.js';
 import type { ReloadReport, Tether } from '../runtime/types.js';
 import type { AdminServer } from '../admin/server.js';
@@ -140,6 +140,11 @@ async function run(o: RunOptions): Promise<void> {
   if (stateFile !== undefined) await checkStateFile(stateFile);
   const env = takeSystemdEnv();
   const logger = createLogger(config.logLevel);
+  // An exit that did not wait for flushLog (process.exit on a path of its own) still writes
+  // the gathered lines, as pino's own destination did.
+  process.once('exit', () => {
+    flushLogSync(logger);
+  });
   exitOnEscapedErrors(logger);
   const notifier = createNotifier(env, logger, { pid: process.pid, monotonicMicros });
   // Before anything opens a socket or starts a child (the notifier's READY=1 comes later):

@@ -2,8 +2,9 @@
 // both directions are finished. forward() gives backpressure (a slow reader pauses the other
 // side's reads; tether buffers at most a highWaterMark per direction) and hands each Buffer
 // through untouched (no per-chunk copy). It is pipe() without what a splice never uses (unpipe
-// events, multiple destinations, the 'pipe' event): three listeners per direction, not eight. Half-close passes through: a FIN from one side
-// becomes end() on the other, whose reverse direction keeps flowing (sockets are allowHalfOpen).
+// events, multiple destinations, the 'pipe' event): three listeners per direction, not eight.
+// Half-close passes through: a FIN from one side becomes end() on the other, whose reverse
+// direction keeps flowing (sockets are allowHalfOpen).
 // A socket emits 'end' and 'close' once: they get plain listeners, since each once() costs a
 // bound wrapper and a record for as long as the connection lives (nine per connection were ~1 KiB).
 import { Buffer } from 'node:buffer';

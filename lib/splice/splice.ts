@@ -42,9 +42,11 @@ function abort(socket: net.Socket, tcp: net.Socket | undefined): void {
 
 /**
  * Copies `src` to `dest` until `src` ends, then ends `dest`: each chunk is written as read, and
- * a full `dest` pauses `src` until it drains. Returns how to stop (`src` is left as it is).
+ * a full `dest` pauses `src` until it drains. `afterWrite` runs after each chunk's write (the
+ * stall watch: one 'data' listener, since an event with several copies its listener array on
+ * every chunk). Returns how to stop (`src` is left as it is).
  */
-export function forward(src: net.Socket, dest: net.Socket): () => void {
+export function forward(src: net.Socket, dest: net.Socket, afterWrite?: () => void): () => void {
   let waiting = false;
   const onDrain = (): void => {
     waiting = false;
@@ -56,9 +58,15 @@ export function forward(src: net.Socket, dest: net.Socket): () => void {
     src.pause();
     dest.once('drain', onDrain);
   };
-  const onData = (chunk: Buffer): void => {
-    if (!dest.write(chunk)) wait();
-  };
+  const onData =
+    afterWrite === undefined
+      ? (chunk: Buffer): void => {
+          if (!dest.write(chunk)) wait();
+        }
+      : (chunk: Buffer): void => {
+          if (!dest.write(chunk)) wait();
+          afterWrite();
+        };
   const onEnd = (): void => {
     dest.end();
   };
@@ -187,7 +195,7 @@ const CR = 0x0d;
  * (so a head past its cap is still answered), which bounds the parsing to O(n). Interim heads
  * are written with backpressure: the backend is paused while the client's buffer is full.
  */
-function pipeWithHead(backend: net.Socket, client: net.Socket, rewrite: HeadRewriter): () => void {
+function pipeWithHead(backend: net.Socket, client: net.Socket, rewrite: HeadRewriter, afterWrite: () => void): () => void {
   let chunks: Buffer[] = [];
   let size = 0;
   let askedAt = 0;
@@ -218,7 +226,8 @@ function pipeWithHead(backend: net.Socket, client: net.Socket, rewrite: HeadRewr
     chunks = [];
     backend.pause();
     send(out);
-    stopForward = forward(backend, client);
+    afterWrite();
+    stopForward = forward(backend, client, afterWrite);
   };
   /** Whether `chunk` may complete a head (see above); updates the line state. */
   const mayEndHead = (chunk: Buffer): boolean => {
@@ -258,6 +267,7 @@ function pipeWithHead(backend: net.Socket, client: net.Socket, rewrite: HeadRewr
     chunks = [held];
     size = held.length;
     askedAt = size;
+    afterWrite();
   };
   const onEnd = (): void => {
     stop();
@@ -281,9 +291,10 @@ function pipeWithHead(backend: net.Socket, client: net.Socket, rewrite: HeadRewr
  * taken. A write is taken whole once the kernel accepts it: a chunk is at most 64 KiB, so a
  * reader slower than that per `stallMs` counts as stalled — and so does one whose reads the
  * kernel does not pass on: a peer's window reopens only once it has read a good share of its
- * receive buffer (megabytes on loopback), not after every small read. Returns how to stop watching.
+ * receive buffer (megabytes on loopback), not after every small read. `arm` is for the
+ * forward's afterWrite; `stop` ends the watch.
  */
-function watchStall(src: net.Socket, dest: net.Socket, stallMs: number, onStall: () => void): () => void {
+function watchStall(src: net.Socket, dest: net.Socket, stallMs: number, onStall: () => void): { readonly arm: () => void; readonly stop: () => void } {
   let timer: NodeJS.Timeout | undefined;
   let armed = false;
   let stopped = false;
@@ -314,15 +325,16 @@ function watchStall(src: net.Socket, dest: net.Socket, stallMs: number, onStall:
     if (timer) timer.refresh();
     else timer = setTimeout(look, stallMs).unref();
   };
-  src.on('data', arm);
   src.on('pause', arm);
   // Bytes may wait already (a prelude the backend has not taken yet).
   arm();
-  return () => {
-    stopped = true;
-    clearTimeout(timer);
-    src.off('data', arm);
-    src.off('pause', arm);
+  return {
+    arm,
+    stop: () => {
+      stopped = true;
+      clearTimeout(timer);
+      src.off('pause', arm);
+    },
   };
 }
 
@@ -365,8 +377,17 @@ export function splice(client: net.Socket, backend: net.Socket, prelude: readonl
     backend.on('close', onClose);
     // The prelude first, once; the forwards start after it (a full backend pauses the client).
     for (const chunk of prelude) backend.write(chunk);
-    const stopUp = forward(client, backend);
-    const stopDown = opts.rewriteHead ? pipeWithHead(backend, client, opts.rewriteHead) : forward(backend, client);
+    const up = watchStall(client, backend, opts.backendStallMs, () => {
+      first('backend-timeout', 'write-stall');
+      closeBoth();
+    });
+    const down = watchStall(backend, client, opts.clientStallMs, () => {
+      first('client-timeout', 'write-stall');
+      closeBoth();
+    });
+    stops.push(up.stop, down.stop);
+    const stopUp = forward(client, backend, up.arm);
+    const stopDown = opts.rewriteHead ? pipeWithHead(backend, client, opts.rewriteHead, down.arm) : forward(backend, client, down.arm);
     lingerAfterPeerClose(client, backend, stopUp);
     lingerAfterPeerClose(backend, client, stopDown);
     // The effect of each error is recorded in the termination, and the other side is reset.
@@ -407,16 +428,6 @@ export function splice(client: net.Socket, backend: net.Socket, prelude: readonl
       closeBoth();
     };
     if (opts.watchBackend) tap(backend, opts.watchBackend);
-    stops.push(
-      watchStall(client, backend, opts.backendStallMs, () => {
-        first('backend-timeout', 'write-stall');
-        closeBoth();
-      }),
-      watchStall(backend, client, opts.clientStallMs, () => {
-        first('client-timeout', 'write-stall');
-        closeBoth();
-      }),
-    );
   });
   return { done, cut: () => { cut(); } };
 }

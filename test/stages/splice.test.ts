@@ -175,6 +175,26 @@ t.test('a client that stops reading pauses the backend (bounded buffering), then
   t.ok(r.bytesOut <= backend.bytesRead);
 });
 
+t.test('a few KiB waiting toward a backend that reads nothing (below the high-water mark, so nothing pauses) still end at the stall timeout', async (t) => {
+  const { client, backend, user, server } = await setup(t);
+  server.pause(); // the backend never reads
+  server.on('error', () => undefined);
+  user.on('error', () => undefined);
+  const s = splice(client, backend, [], { ...OPTS, backendStallMs: 1_000 });
+  const chunk = Buffer.alloc(1024, 0x62);
+  // 8 KiB a turn until tether holds bytes the kernel would not take: then at most 8 KiB wait,
+  // below the 16 KiB high-water mark, so no write returns false and the client is not paused.
+  const deadline = Date.now() + 15_000;
+  while (backend.writableLength === 0 && Date.now() < deadline) {
+    for (let i = 0; i < 8; i++) user.write(chunk);
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  t.ok(backend.writableLength > 0, `bytes wait in tether toward the backend (${String(backend.writableLength)})`);
+  t.ok(backend.writableLength < backend.writableHighWaterMark && !client.isPaused(), 'below the high-water mark: only the write itself can arm the watch');
+  const r = await within(s.done, 20_000, 'the stall timeout');
+  t.same(r.termination, { cause: 'backend-timeout', stage: 'splice', code: 'write-stall' });
+});
+
 t.test('cut() ends both sides as tether/shutdown', async (t) => {
   const { client, backend } = await setup(t);
   const s = splice(client, backend, [], OPTS);

@@ -3,6 +3,7 @@
 // because some kinds carry personal data (addresses now; logins and cookies later).
 import { createHash } from 'node:crypto';
 import { pino, type Logger, type DestinationStream } from 'pino';
+import { realClock } from './clock.js';
 import { BatchWriter } from './log-batch.js';
 
 export type { Logger };
@@ -49,6 +50,21 @@ export const EVENTS = {
 /** Longest a log line waits in the batch. Start-up lines are flushed at once (see flushSoon). */
 const LOG_FLUSH_MS = 100;
 
+let isoMs = -1;
+let isoPart = '';
+/**
+ * pino's isoTime (`,"time":"…"`), made once per millisecond: under load several lines share a
+ * millisecond, and toISOString() was ~2.5 µs of each conn.close line.
+ */
+function cachedIsoTime(): string {
+  const ms = realClock.now();
+  if (ms !== isoMs) {
+    isoMs = ms;
+    isoPart = `,"time":"${new Date(ms).toISOString()}"`;
+  }
+  return isoPart;
+}
+
 /** Loggers with a flushSoon() in flight. */
 const flushing = new WeakSet<Logger>();
 
@@ -91,7 +107,7 @@ export function createLogger(level: LogLevel, dest?: DestinationStream): Logger 
     {
       level,
       base: { pid: process.pid },
-      timestamp: pino.stdTimeFunctions.isoTime,
+      timestamp: cachedIsoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
     stream,

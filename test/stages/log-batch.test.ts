@@ -17,12 +17,20 @@ function tempDir(t: Test): string {
   return dir;
 }
 
+/** A fresh file to log into, and its fd (closed at the end of the test). */
+function logFile(t: Test): { file: string; fd: number } {
+  const file = path.join(tempDir(t), 'log');
+  const fd = openSync(file, 'w');
+  t.teardown(() => {
+    closeSync(fd);
+  });
+  return { file, fd };
+}
+
 const flushed = (w: BatchWriter): Promise<void> => new Promise((r) => { w.flush(r); });
 
 t.test('a file gets every line once, in order, batched or flushed', async (t) => {
-  const file = path.join(tempDir(t), 'log');
-  const fd = openSync(file, 'w');
-  t.teardown(() => { closeSync(fd); });
+  const { file, fd } = logFile(t);
   const w = new BatchWriter(fd, 1_000);
   const want: string[] = [];
   let refused = 0;
@@ -46,9 +54,7 @@ t.test('a file gets every line once, in order, batched or flushed', async (t) =>
 });
 
 t.test('flush callbacks run once everything before them is written, each once', async (t) => {
-  const file = path.join(tempDir(t), 'log');
-  const fd = openSync(file, 'w');
-  t.teardown(() => { closeSync(fd); });
+  const { file, fd } = logFile(t);
   const w = new BatchWriter(fd, 64);
   const calls: number[] = [];
   w.write(line(1, 100));

@@ -20,9 +20,12 @@ export const LOG_QUEUE_MAX_BYTES = 16 * 1024 * 1024;
 /** Wait before writing again after EAGAIN (a non-blocking stdout that is full). */
 export const LOG_RETRY_MS = 10;
 
+/** The event of the line a writer adds after dropping lines (log.ts EVENTS.logDropped). */
+export const LOG_DROPPED_EVENT = 'log.dropped';
+
 /** The line a writer adds when it had to drop lines; `dropped` is how many. */
 export function droppedLine(dropped: number, nowMs: number, pid: number): string {
-  return `${JSON.stringify({ level: 'warn', time: new Date(nowMs).toISOString(), pid, event: 'log.dropped', dropped, msg: 'log lines dropped: the log output did not keep up' })}\n`;
+  return `${JSON.stringify({ level: 'warn', time: new Date(nowMs).toISOString(), pid, event: LOG_DROPPED_EVENT, dropped, msg: 'log lines dropped: the log output did not keep up' })}\n`;
 }
 
 /** A pino destination: write(line), flush(cb), flushSync(). */
@@ -95,9 +98,10 @@ export class BatchWriter {
     write(this.fd, buf, off, buf.length - off, null, (err, n) => {
       if (err) {
         if (err.code === 'EAGAIN') {
+          // Unref'd: a stdout nobody reads must not keep tether alive after its stop.
           setTimeout(() => {
             this.send(buf, off);
-          }, LOG_RETRY_MS);
+          }, LOG_RETRY_MS).unref();
           return;
         }
         // Nowhere to write (EPIPE, EBADF, …): every line from now on is lost, none throws.

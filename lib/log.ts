@@ -3,8 +3,8 @@
 // because some kinds carry personal data (addresses now; logins and cookies later).
 import { createHash } from 'node:crypto';
 import { pino, type Logger, type DestinationStream } from 'pino';
-import { realClock } from './clock.js';
-import { BatchWriter } from './log-batch.js';
+import { raceTimeout, realClock } from './clock.js';
+import { BatchWriter, LOG_DROPPED_EVENT } from './log-batch.js';
 
 export type { Logger };
 
@@ -44,11 +44,14 @@ export const EVENTS = {
   activationIgnored: 'activation.ignored',
   notifyError: 'notify.error',
   /** Written by log-batch.ts itself, not through pino. */
-  logDropped: 'log.dropped',
+  logDropped: LOG_DROPPED_EVENT,
 } as const;
 
 /** Longest a log line waits in the batch. Start-up lines are flushed at once (see flushSoon). */
 const LOG_FLUSH_MS = 100;
+
+/** Longest flushLog waits: a stdout nobody reads must not hold a stop or an exit for ever. */
+export const LOG_FLUSH_WAIT_MS = 2_000;
 
 let isoMs = -1;
 let isoPart = '';
@@ -133,9 +136,9 @@ export function flushLogSync(logger: Logger): void {
   }
 }
 
-/** Flushes pending log lines; resolves even when the stream cannot flush. */
+/** Flushes pending log lines; resolves even when the stream cannot flush, at most LOG_FLUSH_WAIT_MS later. */
 export function flushLog(logger: Logger): Promise<void> {
-  return new Promise((resolve) => {
+  const flushed = new Promise<void>((resolve) => {
     try {
       logger.flush(() => {
         resolve();
@@ -145,6 +148,7 @@ export function flushLog(logger: Logger): Promise<void> {
       resolve();
     }
   });
+  return raceTimeout(flushed, LOG_FLUSH_WAIT_MS, () => undefined);
 }
 
 /** A short, stable, non-reversible-at-a-glance tag for an affinity key value (12 hex of SHA-256). */

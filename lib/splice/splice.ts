@@ -46,7 +46,7 @@ function abort(socket: net.Socket, tcp: net.Socket | undefined): void {
  * stall watch: one 'data' listener, since an event with several copies its listener array on
  * every chunk). Returns how to stop (`src` is left as it is).
  */
-export function forward(src: net.Socket, dest: net.Socket, afterWrite?: () => void): () => void {
+export function forward(src: net.Socket, dest: net.Socket, afterWrite: () => void): () => void {
   let waiting = false;
   const onDrain = (): void => {
     waiting = false;
@@ -58,15 +58,10 @@ export function forward(src: net.Socket, dest: net.Socket, afterWrite?: () => vo
     src.pause();
     dest.once('drain', onDrain);
   };
-  const onData =
-    afterWrite === undefined
-      ? (chunk: Buffer): void => {
-          if (!dest.write(chunk)) wait();
-        }
-      : (chunk: Buffer): void => {
-          if (!dest.write(chunk)) wait();
-          afterWrite();
-        };
+  const onData = (chunk: Buffer): void => {
+    if (!dest.write(chunk)) wait();
+    afterWrite();
+  };
   const onEnd = (): void => {
     dest.end();
   };

@@ -6,8 +6,10 @@ import { closeSync, constants, mkdtempSync, openSync, readFileSync, readSync, rm
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
+import { within } from '../helpers/e2e-tools.js';
 import { BatchWriter, droppedLine } from '../../lib/log-batch.js';
 import { ManualClock } from '../../lib/clock.js';
+import { createLogger, flushLog, LOG_FLUSH_WAIT_MS } from '../../lib/log.js';
 
 const line = (i: number, pad = 0): string => `${JSON.stringify({ i, pad: 'x'.repeat(pad) })}\n`;
 
@@ -140,4 +142,15 @@ t.test('a pipe with no reader (EPIPE): lines are lost, nothing throws, flush cal
   t.equal(w.write(line(2)), false, 'after EPIPE every line is refused');
   await flushed(w);
   t.doesNotThrow(() => { w.flushSync(); });
+});
+
+t.test('flushLog on a pipe nobody reads gives up after LOG_FLUSH_WAIT_MS', async (t) => {
+  const { wfd } = fifo(t);
+  const logger = createLogger('info', new BatchWriter(wfd, 4_096));
+  // Four pipe buffers' worth: the pipe fills, the writer waits on EAGAIN.
+  for (let i = 0; i < 2_000; i++) logger.info({ i, pad: 'x'.repeat(100) }, 'line');
+  const t0 = performance.now();
+  await within(flushLog(logger), LOG_FLUSH_WAIT_MS + 8_000, 'flushLog');
+  const ms = performance.now() - t0;
+  t.ok(ms >= LOG_FLUSH_WAIT_MS - 50, `it waited for the pipe first (${ms.toFixed(0)} ms)`);
 });
